@@ -1,0 +1,1 @@
+"""Data stage: discovery and class mapping, the decode-once cache, splits and manifests."""
