@@ -1,0 +1,114 @@
+"""Run configuration: a pydantic model, from YAML and command-line options.
+
+Precedence: command line > YAML file > model defaults > library defaults. Unknown keys
+and wrong types are errors that name the key and the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from alzmri.errors import AlzmriError
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run (saved as ``config.yaml`` in the run folder)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field("altzcnn", description="registered model name (alzmri models)")
+    data: Path | None = Field(None, description="dataset folder; default: the downloaded 6,400-image set")
+    out: Path | None = Field(None, description="run folder to create")
+    epochs: int = Field(20, gt=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(3e-4, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0)
+    image_size: int | None = Field(None, gt=7, description="input side in pixels; default: the model's")
+    in_chans: Literal[1, 3] = Field(1, description="1: grayscale input; 3: the slice copied to RGB")
+    seed: int = 42
+    split: Path | None = Field(None, description="existing split manifest CSV to reuse")
+    split_strategy: str = Field("stratified", description="how to split when no manifest is given")
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    augment: bool = Field(True, description="kornia batch augmentation of training batches")
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    accelerator: str = "auto"
+    num_workers: int = Field(0, ge=0)
+    skip_unreadable: bool = Field(False, description="leave unreadable images out (listed in the run) instead of stopping")
+    evaluate: bool = Field(True, description="evaluate on the test split after training")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_sum(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in v) or abs(sum(v) - 1) > 1e-6 or v[0] <= 0:
+            raise ValueError("must be three non-negative numbers (train, val, test) summing to 1")
+        return v
+
+
+def _format_error(err: dict[str, Any], source: str, fields: list[str]) -> str:
+    loc = ".".join(str(x) for x in err.get("loc", ()))
+    if err.get("type") == "extra_forbidden":
+        close = difflib.get_close_matches(loc, fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(fields)})"
+        return f"{source}: unknown key {loc!r}{hint}"
+    value = err.get("input")
+    return f"{source}: {loc!r} {err.get('msg', 'is invalid').lower()}; got {value!r}"
+
+
+def build_config(cls: type[BaseModel], values: dict[str, Any], source: str) -> BaseModel:
+    """Validate ``values`` into ``cls``; errors become one-line :class:`AlzmriError`."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise AlzmriError(_format_error(exc.errors()[0], source, list(cls.model_fields))) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AlzmriError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AlzmriError(f"{path}: not valid YAML ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AlzmriError(f"{path}: a config must be a YAML mapping of key: value")
+    return data
+
+
+def load_train_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Resolve a :class:`TrainConfig` from an optional YAML file and overrides.
+
+    ``None`` overrides are ignored (an option not given on the command line).
+    Relative paths in the YAML file are resolved against the file's folder.
+    """
+    values: dict[str, Any] = {}
+    source = "command line"
+    if config_file is not None:
+        values = read_yaml(config_file)
+        base = Path(config_file).resolve().parent
+        for key in ("data", "out", "split"):
+            if isinstance(values.get(key), str) and not Path(values[key]).expanduser().is_absolute():
+                values[key] = str(base / values[key])
+        source = str(config_file)
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    if explicit:
+        # validate the file alone first so its errors name the file
+        if config_file is not None:
+            build_config(TrainConfig, values, source)
+        values.update(explicit)
+        source = f"{source} + command line" if config_file is not None else "command line"
+    return build_config(TrainConfig, values, source)  # type: ignore[return-value]
+
+
+def dump_config(cfg: BaseModel) -> str:
+    """YAML text of a config, paths as strings."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,160 @@
+"""Decode every image once into a cached uint8 array, keyed by content and preprocessing.
+
+The cache file is ``<cache_dir>/arrays/<key>.npz`` where ``key`` is a SHA-256 of the
+dataset's content hash (every path, class and file hash) and the preprocessing (image
+size, grayscale, resampling, cache format version). A changed, added or removed image
+changes the key, so a stale array is never used. Writes go to a temporary file that is
+renamed into place, so an interrupted run never leaves a broken cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from alzmri.data.discovery import DatasetIndex
+from alzmri.data.download import default_cache_dir
+from alzmri.data.images import RESAMPLE, UnreadableImageError, decode_image
+from alzmri.errors import AlzmriError
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class CachedImages:
+    """Decoded images of a dataset.
+
+    Attributes
+    ----------
+    images : ndarray of shape (n_images, image_size, image_size), dtype uint8
+        Aligned with ``index.records``; rows of unreadable files are zeros.
+    readable : ndarray of shape (n_images,), dtype bool
+    unreadable : list of (path, reason)
+        Files that could not be decoded (relative paths).
+    key : str
+        Cache key (hex).
+    path : Path
+        Cache file.
+    hit : bool
+        True when the array was loaded from the cache rather than decoded.
+    """
+
+    images: np.ndarray
+    readable: np.ndarray
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    key: str = ""
+    path: Path | None = None
+    hit: bool = False
+
+
+def cache_key(index: DatasetIndex, image_size: int) -> str:
+    """Hex key of the cached array for ``index`` decoded at ``image_size`` pixels."""
+    spec = {
+        "version": CACHE_VERSION,
+        "content": index.content_hash(),
+        "image_size": int(image_size),
+        "mode": "L",
+        "resample": RESAMPLE.name,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def decode_all(index: DatasetIndex, image_size: int, *, workers: int | None = None) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Decode every record of ``index`` (threads; PIL releases the GIL while decoding).
+
+    Returns
+    -------
+    images : ndarray of shape (n, image_size, image_size), dtype uint8
+    unreadable : list of (relative path, reason)
+    """
+    n = len(index.records)
+    out = np.zeros((n, image_size, image_size), dtype=np.uint8)
+    unreadable: list[tuple[str, str]] = []
+
+    def _one(i: int) -> tuple[int, str | None]:
+        try:
+            out[i] = decode_image(index.root / index.records[i].path, image_size)
+            return i, None
+        except UnreadableImageError as exc:
+            return i, str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers or min(4, (os.cpu_count() or 1) + 1)) as pool:
+        for i, err in pool.map(_one, range(n)):
+            if err is not None:
+                unreadable.append((index.records[i].path, err))
+    return out, unreadable
+
+
+def load_images(
+    index: DatasetIndex,
+    image_size: int,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+) -> CachedImages:
+    """Decoded images of ``index`` at ``image_size``, from the cache when it holds them.
+
+    Parameters
+    ----------
+    index : DatasetIndex
+    image_size : int
+        Side in pixels.
+    cache_dir : path-like, optional
+        Default :func:`alzmri.data.download.default_cache_dir`.
+    use_cache : bool, default=True
+        False decodes without reading or writing the cache.
+
+    Returns
+    -------
+    CachedImages
+        Unreadable files are listed, not raised; the caller decides.
+    """
+    key = cache_key(index, image_size)
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = folder / "arrays" / f"{key}.npz"
+    if use_cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                images = z["images"]
+                readable = z["readable"]
+                bad_paths = [str(p) for p in z["unreadable_paths"]]
+                bad_reasons = [str(r) for r in z["unreadable_reasons"]]
+            if images.shape == (len(index), image_size, image_size):
+                return CachedImages(images, readable, list(zip(bad_paths, bad_reasons)), key, path, hit=True)
+        except (OSError, KeyError, ValueError):
+            pass  # a broken cache file is rebuilt below
+    images, unreadable = decode_all(index, image_size)
+    readable = np.ones(len(index), dtype=bool)
+    bad = {p for p, _ in unreadable}
+    for i, rec in enumerate(index.records):
+        if rec.path in bad:
+            readable[i] = False
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".npz.tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    images=images,
+                    readable=readable,
+                    unreadable_paths=np.array([p for p, _ in unreadable], dtype=str),
+                    unreadable_reasons=np.array([r for _, r in unreadable], dtype=str),
+                )
+            os.replace(tmp, path)
+        except OSError as exc:
+            # a read-only cache folder costs speed, not correctness
+            try:
+                os.unlink(tmp)  # type: ignore[possibly-undefined]
+            except (OSError, NameError):
+                pass
+            if not isinstance(exc, PermissionError):
+                raise AlzmriError(f"{path}: cannot write the image cache ({exc}); set ALZMRI_CACHE_DIR to a writable folder") from None
+    return CachedImages(images, readable, unreadable, key, path if use_cache else None, hit=False)

@@ -1,0 +1,368 @@
+"""Report figures: confusion matrix, training curves and one-vs-rest ROC curves.
+
+Figures are built as standalone :class:`matplotlib.figure.Figure` objects rendered by the
+Agg canvas, so nothing touches pyplot's global state, no window ever opens and nothing
+needs closing. Each ``*_figure`` function returns the Figure (handy for tests and
+notebooks); each ``plot_*`` function builds it and writes a PNG atomically (a temporary
+file in the same folder, then :func:`os.replace`), returning the destination path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay, roc_auc_score, roc_curve
+
+from alzmri.evaluation.metrics import check_targets_and_probabilities
+
+__all__ = [
+    "confusion_matrix_figure",
+    "plot_confusion_matrix",
+    "plot_roc_curves",
+    "plot_training_curves",
+    "roc_curves_figure",
+    "save_figure",
+    "training_curves_figure",
+]
+
+#: Resolution of saved PNGs.
+DEFAULT_DPI = 120
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = DEFAULT_DPI) -> Path:
+    """Write ``fig`` to ``path`` as a PNG, atomically.
+
+    The image is first written to a temporary file in the destination folder, then
+    moved into place with :func:`os.replace`, so readers never see a partial file. The
+    folder is created if needed.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        Figure to save.
+    path : str or os.PathLike
+        Destination file (PNG format regardless of the suffix).
+    dpi : int, default=120
+        Resolution in dots per inch.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The destination path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=dpi)
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- confusion
+
+
+def confusion_matrix_figure(
+    cm: Any,
+    class_names: Sequence[str],
+    *,
+    normalize: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """Build a confusion-matrix heat map.
+
+    Parameters
+    ----------
+    cm : array-like of shape (n_classes, n_classes), dtype int
+        Counts; rows = true class, columns = predicted class.
+    class_names : sequence of str of length n_classes
+        Tick labels for both axes, in label order.
+    normalize : bool, default=True
+        If True, colour by the row-normalised fraction (rows without samples are 0) and
+        annotate each cell with the fraction and the raw count, e.g. ``"0.93\\n(412)"``.
+        If False, colour and annotate by raw counts.
+    title : str, default=None
+        Figure title; a default naming the normalisation is used when None.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    counts = np.asarray(cm)
+    n = len(class_names)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"cm must be a square (n_classes, n_classes) array, got shape {counts.shape}")
+    if counts.shape != (n, n):
+        raise ValueError(
+            f"cm must have shape ({n}, {n}) to match {n} class names, got shape {counts.shape}"
+        )
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0) or not np.all(counts == np.round(counts)):
+        raise ValueError("cm must hold non-negative integer counts")
+    counts = counts.astype(np.int64)
+
+    if normalize:
+        row_sums = counts.sum(axis=1, keepdims=True)
+        shown = np.divide(
+            counts, row_sums, out=np.zeros(counts.shape, dtype=np.float64), where=row_sums > 0
+        )
+        im_kw = {"vmin": 0.0, "vmax": 1.0}
+        values_format = ".2f"
+    else:
+        shown = counts
+        im_kw = {"vmin": 0}
+        values_format = "d"
+
+    size = max(5.5, 1.3 * n + 2.5)
+    fig = _new_figure((size + 1.0, size))
+    ax = fig.add_subplot()
+    disp = ConfusionMatrixDisplay(shown, display_labels=list(class_names))
+    disp.plot(
+        ax=ax,
+        cmap="Blues",
+        values_format=values_format,
+        xticks_rotation=35,
+        colorbar=True,
+        im_kw=im_kw,
+    )
+    if normalize:
+        for i in range(n):
+            for j in range(n):
+                disp.text_[i, j].set_text(f"{shown[i, j]:.2f}\n({counts[i, j]})")
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+        label.set_rotation_mode("anchor")
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    if title is None:
+        title = "Confusion matrix (row-normalised)" if normalize else "Confusion matrix (counts)"
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(
+    cm: Any,
+    class_names: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    normalize: bool = True,
+    title: str | None = None,
+) -> Path:
+    """Save a confusion-matrix heat map as a PNG (see :func:`confusion_matrix_figure`).
+
+    Parameters
+    ----------
+    cm : array-like of shape (n_classes, n_classes), dtype int
+        Counts; rows = true class, columns = predicted class.
+    class_names : sequence of str of length n_classes
+        Class names for both axes.
+    path : str or os.PathLike
+        Destination PNG, written atomically.
+    normalize : bool, default=True
+        Colour by row-normalised fraction and annotate "fraction\\n(count)".
+    title : str, default=None
+        Figure title.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    fig = confusion_matrix_figure(cm, class_names, normalize=normalize, title=title)
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(epochs, values) of ``key`` over ``history``, skipping missing/None/NaN values."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, row in enumerate(history):
+        y = _finite_or_none(row.get(key))
+        if y is None:
+            continue
+        x = _finite_or_none(row.get("epoch"))
+        xs.append(float(i) if x is None else x)
+        ys.append(y)
+    return xs, ys
+
+
+_LOSS_SERIES = (("train_loss", "train loss"), ("val_loss", "val loss"))
+_ACC_SERIES = (
+    ("train_accuracy", "train accuracy"),
+    ("val_accuracy", "val accuracy"),
+    ("val_balanced_accuracy", "val balanced accuracy"),
+)
+
+
+def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
+    """Build loss and accuracy curves against epoch.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One dict per epoch with keys ``epoch``, ``train_loss``, ``val_loss``,
+        ``train_accuracy``, ``val_accuracy``, ``val_balanced_accuracy``. Any key may be
+        missing or None for some epochs (those points are skipped); a missing ``epoch``
+        falls back to the row's position in the list.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Two panels: loss (train, val) and accuracy (train, val, val balanced).
+    """
+    history = list(history)
+    for i, row in enumerate(history):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"history[{i}] must be a dict of per-epoch values, got {type(row).__name__}")
+
+    fig = _new_figure((11.0, 4.5))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    panels = ((ax_loss, _LOSS_SERIES, "Loss", "loss"), (ax_acc, _ACC_SERIES, "Accuracy", "accuracy"))
+    for ax, series, title, ylabel in panels:
+        plotted: list[float] = []
+        for key, label in series:
+            xs, ys = _series(history, key)
+            if ys:
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+                plotted.extend(ys)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if plotted:
+            ax.legend(loc="best")
+            if ax is ax_acc and min(plotted) >= 0.0 and max(plotted) <= 1.0:
+                ax.set_ylim(0.0, 1.02)
+        else:
+            ax.text(0.5, 0.5, "no data recorded", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Save loss and accuracy curves as a PNG (see :func:`training_curves_figure`).
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One dict per epoch (``epoch``, ``train_loss``, ``val_loss``, ``train_accuracy``,
+        ``val_accuracy``, ``val_balanced_accuracy``; any may be missing or None).
+    path : str or os.PathLike
+        Destination PNG, written atomically.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    return save_figure(training_curves_figure(history), path)
+
+
+# --------------------------------------------------------------------------- ROC
+
+
+def roc_curves_figure(y_true: Any, y_prob: Any, class_names: Sequence[str]) -> Figure:
+    """Build one-vs-rest ROC curves, one per class, with AUC in the legend.
+
+    Classes without both positives and negatives in ``y_true`` (absent, or the only
+    class) are skipped, since their ROC curve is undefined.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Integer labels in ``[0, n_classes)``.
+    y_prob : array-like of shape (n_samples, n_classes)
+        Class probabilities; rows sum to 1.
+    class_names : sequence of str of length n_classes
+        Legend names, in label order.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    class_names = [str(c) for c in class_names]
+    y_true, y_prob = check_targets_and_probabilities(y_true, y_prob, len(class_names))
+
+    fig = _new_figure((6.5, 6.0))
+    ax = fig.add_subplot()
+    n_plotted = 0
+    for k, name in enumerate(class_names):
+        positives = y_true == k
+        n_pos = int(positives.sum())
+        if n_pos == 0 or n_pos == y_true.shape[0]:
+            continue
+        fpr, tpr, _ = roc_curve(positives, y_prob[:, k])
+        auc = roc_auc_score(positives, y_prob[:, k])
+        ax.plot(fpr, tpr, linewidth=1.5, label=f"{name} (AUC = {auc:.3f}, n = {n_pos})")
+        n_plotted += 1
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance (AUC = 0.5)")
+    if n_plotted == 0:
+        ax.text(
+            0.5, 0.6, "ROC undefined: y_true has fewer than 2 classes",
+            ha="center", va="center", transform=ax.transAxes,
+        )
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title("One-vs-rest ROC curves")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_curves(
+    y_true: Any, y_prob: Any, class_names: Sequence[str], path: str | os.PathLike[str]
+) -> Path:
+    """Save one-vs-rest ROC curves as a PNG (see :func:`roc_curves_figure`).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Integer labels.
+    y_prob : array-like of shape (n_samples, n_classes)
+        Class probabilities.
+    class_names : sequence of str of length n_classes
+        Legend names, in label order.
+    path : str or os.PathLike
+        Destination PNG, written atomically.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    return save_figure(roc_curves_figure(y_true, y_prob, class_names), path)

@@ -1,0 +1,107 @@
+"""The LightningModule that trains any registered classifier on uint8 slices."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import balanced_accuracy_score
+from torch import Tensor, nn
+
+
+def prepare_batch(x: Tensor, *, mean: float, std: float, in_chans: int, augment: nn.Module | None = None) -> Tensor:
+    """uint8 slices to normalised float model input.
+
+    Parameters
+    ----------
+    x : uint8 tensor of shape (batch, H, W) or (batch, 1, H, W)
+    mean, std : float
+        Normalisation of [0, 1] intensities.
+    in_chans : int
+        1, or 3 to copy the slice into RGB channels.
+    augment : module, optional
+        Applied to the [0, 1] batch before normalisation.
+
+    Returns
+    -------
+    float32 tensor of shape (batch, in_chans, H, W)
+    """
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    x = x.float().div_(255.0)
+    if augment is not None:
+        x = augment(x)
+    x = (x - mean) / std
+    if in_chans == 3:
+        x = x.expand(-1, 3, -1, -1)
+    return x.contiguous()
+
+
+class SliceClassifier(L.LightningModule):
+    """Cross-entropy training of ``model`` with Adam.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps (batch, in_chans, H, W) float input to (batch, num_classes) logits.
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+    mean, std : float
+        Input normalisation.
+    in_chans : int
+    augment : nn.Module, optional
+        Batch augmentation used in training steps only.
+
+    Logged per epoch: ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
+    ``val_balanced_accuracy``.
+    """
+
+    def __init__(self, model: nn.Module, *, lr: float = 3e-4, weight_decay: float = 0.0, mean: float = 0.5, std: float = 0.5, in_chans: int = 1, augment: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.augment = augment
+        self.save_hyperparameters(ignore=["model", "augment"])
+        self._val_preds: list[Tensor] = []
+        self._val_true: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        hp = self.hparams
+        aug = self.augment if (self.trainer is not None and self.trainer.training and self.augment is not None) else None
+        return prepare_batch(x, mean=hp.mean, std=hp.std, in_chans=hp.in_chans, augment=aug), y
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        x, y = batch
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self._val_preds.append(logits.argmax(1).detach().cpu())
+        self._val_true.append(y.detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_true:
+            return
+        y = torch.cat(self._val_true).numpy()
+        p = torch.cat(self._val_preds).numpy()
+        self._val_preds.clear()
+        self._val_true.clear()
+        self.log("val_accuracy", float(np.mean(y == p)), prog_bar=True)
+        self.log("val_balanced_accuracy", float(balanced_accuracy_score(y, p)), prog_bar=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
