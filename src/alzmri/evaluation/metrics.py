@@ -271,6 +271,7 @@ def classification_metrics(
     with warnings.catch_warnings():
         # Absent classes are expected here; they are reported as None instead.
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
         warnings.filterwarnings("ignore", category=UndefinedMetricWarning)
         warnings.filterwarnings("ignore", category=RuntimeWarning)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay, roc_auc_score, roc_curve
 
 from alzmri.evaluation.metrics import check_targets_and_probabilities
@@ -66,16 +67,14 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = DEFAULT
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Not tempfile.mkstemp: its 0600 mode would stick to the final file; "xb" honours umask.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fig.savefig(fh, format="png", dpi=dpi)
-        os.replace(tmp_name, path)
+        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -260,6 +259,7 @@ def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
                 plotted.extend(ys)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if plotted:

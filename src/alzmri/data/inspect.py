@@ -1,0 +1,73 @@
+"""``inspect_dataset(DATA)``: what a dataset folder holds, before any training."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+from alzmri.data.classes import CLASS_NAMES
+from alzmri.data.discovery import discover
+from alzmri.data.images import UnreadableImageError, decode_image
+
+
+def _probe(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None]:
+    """(size, mode, error) of one file; decodes it fully to find truncation."""
+    try:
+        with Image.open(path) as img:
+            size, mode = img.size, img.mode
+        decode_image(path, None)
+        return size, mode, None
+    except UnreadableImageError as exc:
+        return None, None, str(exc)
+    except Exception as exc:  # PIL raises many types for broken headers
+        return None, None, f"not readable ({type(exc).__name__})"
+
+
+def inspect_dataset(root: str | Path) -> dict:
+    """Describe a dataset folder.
+
+    Returns
+    -------
+    dict
+        ``root``, ``layout``, ``class_folders`` (folder -> canonical class),
+        ``counts`` (class -> images, all four classes in ordinal order),
+        ``counts_by_source_split`` (for split-folder layouts), ``total``,
+        ``sizes`` ("WxH" -> images), ``modes`` (PIL mode -> images) and ``unreadable``
+        (list of {"path", "reason"}).
+
+    Raises
+    ------
+    AlzmriError
+        As :func:`alzmri.data.discovery.discover`.
+    """
+    index = discover(root)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        probes = list(pool.map(_probe, [index.root / r.path for r in index.records]))
+    sizes: Counter[str] = Counter()
+    modes: Counter[str] = Counter()
+    unreadable = []
+    for rec, (size, mode, err) in zip(index.records, probes):
+        if err is not None:
+            unreadable.append({"path": rec.path, "reason": err})
+            continue
+        sizes[f"{size[0]}x{size[1]}"] += 1
+        modes[mode] += 1
+    by_split: dict[str, dict[str, int]] = {}
+    if index.layout == "split_folders":
+        for rec in index.records:
+            d = by_split.setdefault(rec.source_split or "train", {c: 0 for c in CLASS_NAMES})
+            d[rec.class_name] += 1
+    return {
+        "root": str(index.root),
+        "layout": index.layout,
+        "class_folders": index.class_folders,
+        "counts": index.class_counts(),
+        "counts_by_source_split": by_split,
+        "total": len(index),
+        "sizes": dict(sizes.most_common()),
+        "modes": dict(modes.most_common()),
+        "unreadable": unreadable,
+    }

@@ -1,0 +1,165 @@
+"""The run folder: what training writes and what evaluation, prediction and serving read.
+
+A run folder holds::
+
+    config.yaml          resolved configuration
+    manifest.csv         the split (path, class, split, sha256)
+    environment.json     package versions, device, threads
+    run.json             model name, input spec, classes, size, timing, memory
+    model.safetensors    weights of the best validation epoch (no pickle)
+    history.csv          per-epoch train/val loss and accuracy
+    checkpoints/         Lightning checkpoints (best.ckpt, last.ckpt) for resuming
+    metrics.json, confusion_matrix.png, training_curves.png, roc_curves.png
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from alzmri.errors import AlzmriError
+from alzmri.utils.io import atomic_write_json
+
+RUN_FILE = "run.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class RunInfo:
+    """Contents of ``run.json``: enough to rebuild the model and preprocess input.
+
+    Sizes are in MB (10^6 bytes), times in seconds.
+    """
+
+    model: str
+    image_size: int
+    in_chans: int
+    mean: float
+    std: float
+    class_names: list[str]
+    data: str = ""
+    dataset_hash: str = ""
+    layout: str = ""
+    split_strategy: str = ""
+    split_counts: dict[str, int] = field(default_factory=dict)
+    parameters: int = 0
+    trainable_parameters: int = 0
+    size_mb: float = 0.0
+    train_time_s: float = 0.0
+    peak_memory_mb: float = 0.0
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    precision: str = "32"
+    device: str = "cpu"
+    alzmri_version: str = ""
+
+    def save(self, run_dir: str | Path) -> Path:
+        return atomic_write_json(Path(run_dir) / RUN_FILE, asdict(self))
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunInfo":
+        """Read ``run.json`` of a run folder.
+
+        Raises
+        ------
+        AlzmriError
+            Not a run folder, or run.json is unreadable.
+        """
+        run_dir = Path(run_dir)
+        path = run_dir / RUN_FILE
+        if not run_dir.is_dir():
+            raise AlzmriError(f"{run_dir}: run folder not found; pass the --out folder of a finished `alzmri train`")
+        if not path.is_file():
+            raise AlzmriError(f"{run_dir}: not a finished run folder (no {RUN_FILE}); train it to the end or pass another folder")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            return cls(**known)
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+            raise AlzmriError(f"{path}: unreadable run file ({exc}); retrain the run") from None
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(all parameters, trainable parameters)."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def model_size_mb(model: nn.Module) -> float:
+    """Size of the parameters and buffers in MB (10^6 bytes), as stored in fp32/native dtype."""
+    n = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    return n / 1e6
+
+
+def save_weights(model: nn.Module, run_dir: str | Path) -> Path:
+    """Write the model's state dict to ``model.safetensors`` (atomically)."""
+    path = Path(run_dir) / WEIGHTS_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, RunInfo]:
+    """Rebuild a run's model with its best weights, in eval mode.
+
+    Returns
+    -------
+    model : nn.Module
+        Input float (batch, in_chans, image_size, image_size), output logits (batch, n_classes).
+    info : RunInfo
+
+    Raises
+    ------
+    AlzmriError
+        Not a run folder; weights missing, unreadable or of another architecture.
+    """
+    from alzmri.models import create_model
+
+    info = RunInfo.load(run_dir)
+    path = Path(run_dir) / WEIGHTS_FILE
+    if not path.is_file():
+        raise AlzmriError(f"{path}: weights file missing; the run did not finish - retrain it")
+    model = create_model(info.model, num_classes=len(info.class_names), in_chans=info.in_chans, image_size=info.image_size)
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types
+        raise AlzmriError(f"{path}: not a readable safetensors weights file ({exc}); retrain the run") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise AlzmriError(f"{path}: weights do not fit model {info.model!r} ({first}); the file belongs to another architecture") from None
+    return model.to(device).eval(), info
+
+
+def environment() -> dict:
+    """Package versions, Python, platform, CPU threads and accelerator of this process."""
+    pkgs = {}
+    for name in ("alzmri", "torch", "torchvision", "lightning", "kornia", "timm", "numpy", "scikit-learn", "pillow", "pydantic"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pkgs[name] = None
+    env = {
+        "packages": pkgs,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        env["cuda_device"] = torch.cuda.get_device_name(0)
+        env["cuda_version"] = torch.version.cuda
+    return env

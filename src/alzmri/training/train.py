@@ -1,0 +1,294 @@
+"""``train(config) -> run folder``: data -> split -> model -> Lightning fit -> artifacts."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import resource
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from alzmri import __version__
+from alzmri.config import TrainConfig, dump_config
+from alzmri.data.augment import notebook_augmentation
+from alzmri.data.cache import load_images
+from alzmri.data.classes import CLASS_NAMES
+from alzmri.data.datamodule import SliceDataModule
+from alzmri.data.discovery import DatasetIndex, discover
+from alzmri.data.download import default_dataset_dir
+from alzmri.data.manifest import read_manifest, write_manifest
+from alzmri.data.splits import make_split
+from alzmri.errors import AlzmriError
+from alzmri.models import create_model, get_spec
+from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
+from alzmri.training.module import SliceClassifier
+from alzmri.utils.io import atomic_write_json, atomic_write_text
+
+
+def resolve_data_dir(data: Path | None) -> Path:
+    """The dataset folder to use: ``data``, or the downloaded set when ``data`` is None.
+
+    Raises
+    ------
+    AlzmriError
+        No ``data`` and nothing downloaded yet.
+    """
+    if data is not None:
+        return Path(data)
+    default = default_dataset_dir()
+    if default.is_dir():
+        return default
+    raise AlzmriError(
+        f"no --data given and no downloaded dataset at {default}; run `alzmri data download` or pass --data PATH"
+    )
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """Lightning precision for ``"auto"``: bf16 autocast where the hardware runs it natively.
+
+    CUDA GPUs with bf16 support and CPUs with AMX or AVX512-BF16 get ``"bf16-mixed"``;
+    other CPUs get ``"32-true"`` (emulated bf16 is slower than fp32 there).
+    """
+    if precision != "auto":
+        return "32-true" if precision == "32" else precision
+    use_cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    if use_cuda:
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has AMX-BF16 or AVX512-BF16 instructions (Linux /proc/cpuinfo)."""
+    if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process in MB: allocated CUDA memory on a GPU, else peak RSS."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1e6
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+class _FitTimer(Callback):
+    """Wall-clock seconds of the fit loop (training and validation, no setup)."""
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.seconds = 0.0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.start = time.perf_counter()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+class _NonFiniteLossStop(Callback):
+    """Stop with a clear message when the training loss becomes NaN or infinite."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            raise AlzmriError(
+                f"training loss became {loss.item()} at epoch {trainer.current_epoch + 1}, step {batch_idx + 1}; "
+                "lower --lr or check the data (the last good checkpoint is kept)"
+            )
+
+
+def _prepare_split(cfg: TrainConfig, index: DatasetIndex) -> np.ndarray:
+    if cfg.split is not None:
+        return read_manifest(cfg.split, index)
+    source = [r.source_split for r in index.records]
+    return make_split(cfg.split_strategy, index.labels, fractions=cfg.fractions, seed=cfg.seed, source_split=source)
+
+
+def _check_split(splits: np.ndarray, labels: np.ndarray, where: str) -> dict[str, int]:
+    counts = {s: int(np.sum(splits == s)) for s in ("train", "val", "test")}
+    if counts["train"] == 0 or counts["val"] == 0:
+        raise AlzmriError(f"{where}: the split has {counts['train']} training and {counts['val']} validation images; both need at least one")
+    train_classes = np.unique(labels[splits == "train"])
+    if len(train_classes) < 2:
+        raise AlzmriError(f"{where}: the training split holds a single class ({CLASS_NAMES[train_classes[0]]}); a classifier needs at least two")
+    return counts
+
+
+def read_history(csv_path: Path) -> list[dict]:
+    """Merge Lightning's CSV log (train and val rows) into one dict per epoch."""
+    by_epoch: dict[int, dict] = {}
+    if not csv_path.is_file():
+        return []
+    with csv_path.open() as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            ep = int(float(row["epoch"]))
+            d = by_epoch.setdefault(ep, {"epoch": ep + 1})
+            for k, v in row.items():
+                if k in ("epoch", "step") or v in ("", None):
+                    continue
+                d[k] = float(v)
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
+    """Train ``cfg.model`` on ``cfg.data`` and write a run folder.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    Path
+        The run folder (see :mod:`alzmri.runs`), with ``metrics.json`` when
+        ``cfg.evaluate``.
+
+    Raises
+    ------
+    AlzmriError
+        Bad data, manifest or config; an existing non-empty output folder; a non-finite
+        loss. Every input is checked before the run folder is created, so a failed start
+        leaves earlier runs untouched.
+    """
+    _quiet_lightning()
+    data_dir = resolve_data_dir(cfg.data)
+    spec = get_spec(cfg.model)
+    image_size = cfg.image_size or spec.image_size
+    out = Path(cfg.out) if cfg.out is not None else Path("runs") / f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise AlzmriError(f"{out}: run folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
+
+    index = discover(data_dir)
+    splits = _prepare_split(cfg, index)
+    cached = load_images(index, image_size)
+    skipped = cached.unreadable
+    if skipped and not cfg.skip_unreadable:
+        p, why = skipped[0]
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise AlzmriError(f"{index.root / p}: {why}{more}; remove or replace the file, or pass --skip-unreadable to leave it out")
+    splits = np.where(cached.readable, splits, "")
+    counts = _check_split(splits, index.labels, str(index.root))
+    # the model is built before the folder exists, so a bad image size fails cleanly
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = create_model(cfg.model, num_classes=len(CLASS_NAMES), in_chans=cfg.in_chans, image_size=image_size)
+
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = cfg.model_copy(update={"data": index.root, "out": out.resolve(), "image_size": image_size})
+    atomic_write_text(out / "config.yaml", dump_config(resolved))
+    write_manifest(out / "manifest.csv", index, splits)
+    atomic_write_json(out / "environment.json", environment())
+    if skipped:
+        atomic_write_text(out / "skipped.csv", "path,reason\n" + "".join(f"{p},{r.replace(',', ';')}\n" for p, r in skipped))
+
+    precision = resolve_precision(cfg.precision, cfg.accelerator)
+    module = SliceClassifier(
+        model,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        mean=spec.mean,
+        std=spec.std,
+        in_chans=cfg.in_chans,
+        augment=notebook_augmentation() if cfg.augment else None,
+    )
+    dm = SliceDataModule(cached.images, index.labels, splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
+    ckpt = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="best",
+        monitor="val_balanced_accuracy",
+        mode="max",
+        save_last=True,
+        enable_version_counter=False,
+    )
+    timer = _FitTimer()
+    callbacks: list[Callback] = [ckpt, timer, _NonFiniteLossStop()]
+    if progress:
+        callbacks.append(RichProgressBar(leave=True))
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=1,
+        precision=precision,
+        logger=CSVLogger(save_dir=out, name="logs", version=""),
+        callbacks=callbacks,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=not torch.cuda.is_available(),
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, math.ceil(counts["train"] / cfg.batch_size))),
+    )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(module, datamodule=dm)
+    device = str(module.device)
+
+    history = read_history(out / "logs" / "metrics.csv")
+    if history:
+        keys = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy"]
+        lines = [",".join(keys)] + [",".join("" if h.get(k) is None else f"{h[k]:.6g}" for k in keys) for h in history]
+        atomic_write_text(out / "history.csv", "\n".join(lines) + "\n")
+
+    # best validation epoch's weights -> safetensors (no pickle in what others load)
+    best_epoch = None
+    if ckpt.best_model_path and Path(ckpt.best_model_path).is_file():
+        state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
+        best_epoch = int(state.get("epoch", -1)) + 1
+        model.load_state_dict({k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")})
+    model = model.float().cpu().eval()
+    save_weights(model, out)
+    total, trainable = count_parameters(model)
+    info = RunInfo(
+        model=cfg.model,
+        image_size=image_size,
+        in_chans=cfg.in_chans,
+        mean=spec.mean,
+        std=spec.std,
+        class_names=list(CLASS_NAMES),
+        data=str(index.root),
+        dataset_hash=index.content_hash(),
+        layout=index.layout,
+        split_strategy="manifest:" + str(cfg.split) if cfg.split else cfg.split_strategy,
+        split_counts=counts,
+        parameters=total,
+        trainable_parameters=trainable,
+        size_mb=round(model_size_mb(model), 3),
+        train_time_s=round(timer.seconds, 2),
+        peak_memory_mb=round(peak_memory_mb(device), 1),
+        best_epoch=best_epoch,
+        epochs_run=trainer.current_epoch,
+        precision=precision,
+        device=device,
+        alzmri_version=__version__,
+    )
+    info.save(out)
+    from alzmri.reporting.figures import plot_training_curves
+
+    if history:
+        plot_training_curves(history, out / "training_curves.png")
+    if cfg.evaluate and counts["test"] > 0:
+        from alzmri.evaluation.evaluate import evaluate_run
+
+        evaluate_run(out, index=index, images=cached.images)
+    return out
