@@ -1,0 +1,56 @@
+"""Shared fixtures: the real datasets in ../shared/datasets and small subsets of them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+DATA_6400 = DATASETS / "alzheimer-mri-6400"
+DATA_176 = DATASETS / "alzheimers-dataset-176x208"
+
+
+def require(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"real dataset not found at {path} (expected ../shared/datasets beside the repo)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets the session's own cache folder, never the user's."""
+    cache = tmp_path_factory.getbasetemp() / "alzmri-cache"
+    monkeypatch.setenv("ALZMRI_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def data_6400() -> Path:
+    return require(DATA_6400)
+
+
+@pytest.fixture(scope="session")
+def data_176() -> Path:
+    return require(DATA_176)
+
+
+def copy_subset(src: Path, dest: Path, per_class: int, *, rename: dict[str, str] | None = None, stride: int = 1) -> Path:
+    """Copy the first ``per_class`` images (every ``stride``-th, sorted by name) of each class folder of ``src``."""
+    rename = rename or {}
+    for cls_dir in sorted(p for p in src.iterdir() if p.is_dir()):
+        files = sorted(p for p in cls_dir.iterdir() if p.is_file())[::stride][:per_class]
+        out = dest / rename.get(cls_dir.name, cls_dir.name)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copy2(f, out / f.name)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> Path:
+    """A real subset of alzheimer-mri-6400: 30 images per class (every 7th file)."""
+    src = require(DATA_6400)
+    return copy_subset(src, tmp_path_factory.mktemp("small") / "data", 30, stride=2)
