@@ -30,11 +30,12 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     image_size: int | None = Field(None, gt=7, description="input side in pixels; default: the model's")
     in_chans: Literal[1, 3] = Field(1, description="1: grayscale input; 3: the slice copied to RGB")
+    model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra builder arguments, e.g. {fc_dropout: 0.2}")
     seed: int = 42
     split: Path | None = Field(None, description="existing split manifest CSV to reuse")
     split_strategy: str = Field("stratified", description="how to split when no manifest is given")
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    augment: bool = Field(True, description="kornia batch augmentation of training batches")
+    augment: bool = Field(False, description="kornia batch augmentation of training batches (the notebook trained AltzCNN without)")
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
     accelerator: str = "auto"
     num_workers: int = Field(0, ge=0)

@@ -59,6 +59,7 @@ class RunInfo:
     precision: str = "32"
     device: str = "cpu"
     alzmri_version: str = ""
+    model_kwargs: dict = field(default_factory=dict)
 
     def save(self, run_dir: str | Path) -> Path:
         return atomic_write_json(Path(run_dir) / RUN_FILE, asdict(self))
@@ -129,7 +130,7 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
     path = Path(run_dir) / WEIGHTS_FILE
     if not path.is_file():
         raise AlzmriError(f"{path}: weights file missing; the run did not finish - retrain it")
-    model = create_model(info.model, num_classes=len(info.class_names), in_chans=info.in_chans, image_size=info.image_size)
+    model = create_model(info.model, num_classes=len(info.class_names), in_chans=info.in_chans, image_size=info.image_size, **info.model_kwargs)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types

@@ -193,7 +193,10 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     counts = _check_split(splits, index.labels, str(index.root))
     # the model is built before the folder exists, so a bad image size fails cleanly
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = create_model(cfg.model, num_classes=len(CLASS_NAMES), in_chans=cfg.in_chans, image_size=image_size)
+    try:
+        model = create_model(cfg.model, num_classes=len(CLASS_NAMES), in_chans=cfg.in_chans, image_size=image_size, **cfg.model_kwargs)
+    except TypeError as exc:
+        raise AlzmriError(f"model_kwargs {cfg.model_kwargs} do not fit model {cfg.model!r} ({exc})") from None
 
     out.mkdir(parents=True, exist_ok=True)
     resolved = cfg.model_copy(update={"data": index.root, "out": out.resolve(), "image_size": image_size})
@@ -281,6 +284,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         precision=precision,
         device=device,
         alzmri_version=__version__,
+        model_kwargs=dict(cfg.model_kwargs),
     )
     info.save(out)
     from alzmri.reporting.figures import plot_training_curves

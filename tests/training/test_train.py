@@ -1,0 +1,86 @@
+"""A short real training run on a subset of alzheimer-mri-6400, then evaluate and predict."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alzmri.config import load_train_config
+from alzmri.data.classes import CLASS_NAMES
+from alzmri.evaluation.evaluate import evaluate_run
+from alzmri.inference.predict import predict_files
+from alzmri.runs import RunInfo, load_model
+from alzmri.training.train import train
+
+
+@pytest.fixture(scope="module")
+def run(small_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "altz"
+    cfg = load_train_config(data=small_data, out=out, epochs=6, batch_size=16, lr=1e-3, image_size=32, augment=False, seed=0)
+    return train(cfg, progress=False)
+
+
+def test_run_folder_holds_every_artifact(run):
+    for name in ("config.yaml", "manifest.csv", "environment.json", "run.json", "model.safetensors", "history.csv",
+                 "metrics.json", "predictions.csv", "confusion_matrix.png", "training_curves.png", "roc_curves.png", "checkpoints/best.ckpt"):
+        assert (run / name).is_file(), name
+    info = RunInfo.load(run)
+    assert info.parameters == 1_880_100 or info.parameters > 1_000_000
+    assert info.size_mb == pytest.approx(info.parameters * 4 / 1e6, rel=1e-3)
+    assert info.train_time_s > 0 and info.peak_memory_mb > 50
+    assert info.split_counts == {"train": 84, "val": 18, "test": 18}
+    env = json.loads((run / "environment.json").read_text())
+    assert env["packages"]["torch"]
+
+
+def test_training_loss_falls(run):
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert len(rows) == 6
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0] * 0.9, losses
+
+
+def test_metrics_match_the_saved_predictions(run):
+    m = json.loads((run / "metrics.json").read_text())
+    rows = list(csv.DictReader((run / "predictions.csv").open()))
+    assert m["n_samples"] == len(rows) == 18
+    y = np.array([CLASS_NAMES.index(r["class"]) for r in rows])
+    p = np.array([CLASS_NAMES.index(r["predicted"]) for r in rows])
+    cm = np.zeros((4, 4), int)
+    for t, q in zip(y, p):
+        cm[t, q] += 1
+    assert m["confusion_matrix"] == cm.tolist()
+    assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    recalls = [cm[i, i] / cm[i].sum() for i in range(4) if cm[i].sum()]
+    assert m["balanced_accuracy"] == pytest.approx(np.mean(recalls))
+    # evaluating again from the run folder gives the same numbers
+    again = evaluate_run(run)
+    assert again["confusion_matrix"] == m["confusion_matrix"]
+    assert again["roc_auc_ovr_macro"] == pytest.approx(m["roc_auc_ovr_macro"])
+
+
+def test_predict_real_images_matches_evaluation(run, small_data):
+    rows = list(csv.DictReader((run / "predictions.csv").open()))[:5]
+    results = predict_files(run, [small_data / r["path"] for r in rows])
+    for r, res in zip(rows, results):
+        probs = np.array(list(res["probabilities"].values()))
+        assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+        assert res["predicted_class"] == r["predicted"]
+        assert probs == pytest.approx([float(r[f"p_{c}"]) for c in CLASS_NAMES], abs=1e-5)
+
+
+def test_reloaded_model_is_deterministic(run, small_data):
+    model, info = load_model(run)
+    f = sorted((small_data / "Mild_Demented").iterdir())[0]
+    a = predict_files(run, [f])[0]["probabilities"]
+    b = predict_files(run, [f])[0]["probabilities"]
+    assert a == b and info.image_size == 32
+
+
+def test_reused_manifest_gives_identical_split(run, small_data, tmp_path):
+    cfg = load_train_config(data=small_data, out=tmp_path / "second", epochs=1, batch_size=16, image_size=32, augment=False,
+                            split=run / "manifest.csv", seed=123, evaluate=False)
+    second = train(cfg, progress=False)
+    assert (second / "manifest.csv").read_text() == (run / "manifest.csv").read_text()
