@@ -18,7 +18,9 @@ from alzmri.training.train import train
 @pytest.fixture(scope="module")
 def run(small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "altz"
-    cfg = load_train_config(data=small_data, out=out, epochs=6, batch_size=16, lr=1e-3, image_size=32, augment=False, seed=0)
+    # dropout off so that 84 training slices show learning within a few epochs
+    cfg = load_train_config(data=small_data, out=out, epochs=10, batch_size=8, lr=1e-4, image_size=32, augment=False, seed=0,
+                            model_kwargs={"fc_dropout": 0.0, "conv_dropout": 0.0, "init": "he"})
     return train(cfg, progress=False)
 
 
@@ -27,7 +29,7 @@ def test_run_folder_holds_every_artifact(run):
                  "metrics.json", "predictions.csv", "confusion_matrix.png", "training_curves.png", "roc_curves.png", "checkpoints/best.ckpt"):
         assert (run / name).is_file(), name
     info = RunInfo.load(run)
-    assert info.parameters == 1_880_100 or info.parameters > 1_000_000
+    assert info.parameters == sum(p.numel() for p in load_model(run)[0].parameters())
     assert info.size_mb == pytest.approx(info.parameters * 4 / 1e6, rel=1e-3)
     assert info.train_time_s > 0 and info.peak_memory_mb > 50
     assert info.split_counts == {"train": 84, "val": 18, "test": 18}
@@ -37,9 +39,9 @@ def test_run_folder_holds_every_artifact(run):
 
 def test_training_loss_falls(run):
     rows = list(csv.DictReader((run / "history.csv").open()))
-    assert len(rows) == 6
+    assert len(rows) == 10
     losses = [float(r["train_loss"]) for r in rows]
-    assert losses[-1] < losses[0] * 0.9, losses
+    assert min(losses[-2:]) < 0.8 * losses[0], losses
 
 
 def test_metrics_match_the_saved_predictions(run):
@@ -84,3 +86,17 @@ def test_reused_manifest_gives_identical_split(run, small_data, tmp_path):
                             split=run / "manifest.csv", seed=123, evaluate=False)
     second = train(cfg, progress=False)
     assert (second / "manifest.csv").read_text() == (run / "manifest.csv").read_text()
+
+
+def test_cli_evaluate_and_predict_on_the_run(run, small_data, capsys):
+    from alzmri.cli import main
+
+    assert main(["evaluate", str(run), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["split"] == "test" and m["n_samples"] == 18 and 0 <= m["balanced_accuracy"] <= 1
+    img = sorted((small_data / "Moderate_Demented").iterdir())[0]
+    assert main(["predict", str(run), str(img), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res[0]["path"] == str(img) and res[0]["predicted_class"] in CLASS_NAMES
+    assert main(["predict", str(run), str(img)]) == 0
+    assert "predicted" in capsys.readouterr().out

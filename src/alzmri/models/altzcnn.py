@@ -45,8 +45,9 @@ class AltzCNN(nn.Module):
     image_size : int, default=64
         Input side in pixels; a multiple of 16.
     conv_dropout, fc_dropout : float, default=0.05, 0.5
-    init : {"he", "pytorch"}, default="he"
-        Weight initialisation; ``"pytorch"`` is the notebook's (library defaults).
+    init : {"pytorch", "he"}, default="pytorch"
+        Weight initialisation: ``"pytorch"`` is the notebook's (library defaults);
+        ``"he"`` is He-normal (see :meth:`reset_parameters`).
 
     Input: float tensor (batch, in_chans, image_size, image_size). Output: logits
     (batch, num_classes).
@@ -57,7 +58,7 @@ class AltzCNN(nn.Module):
         ``image_size`` is not a positive multiple of 16.
     """
 
-    def __init__(self, num_classes: int = 4, in_chans: int = 1, image_size: int = 64, *, conv_dropout: float = 0.05, fc_dropout: float = 0.5, init: str = "he"):
+    def __init__(self, num_classes: int = 4, in_chans: int = 1, image_size: int = 64, *, conv_dropout: float = 0.05, fc_dropout: float = 0.5, init: str = "pytorch"):
         super().__init__()
         if init not in ("he", "pytorch"):
             raise AlzmriError(f"AltzCNN init must be 'he' or 'pytorch'; got {init!r}")
@@ -94,9 +95,8 @@ class AltzCNN(nn.Module):
         """He (Kaiming) normal initialisation of convolutions and hidden linear layers, a
         near-zero head (normal, std 0.01) and zero biases.
 
-        The notebook used PyTorch's default initialisation (``init="pytorch"``), under
-        which the signal shrinks through the five-layer classifier and training sits at
-        chance (loss ln 4) for hundreds of steps on small data. Reference: He et al.,
+        The notebook used PyTorch's default initialisation (the default here too), under
+        which the signal shrinks through the five-layer classifier. Reference: He et al.,
         "Delving deep into rectifiers", ICCV 2015.
         """
         for m in self.modules():

@@ -1,0 +1,5 @@
+import sys
+
+from alzmri.cli import main
+
+sys.exit(main())

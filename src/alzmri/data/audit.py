@@ -1,0 +1,399 @@
+"""Leakage audit of a train/val/test split: duplicates, shared scans and a trivial baseline.
+
+:func:`audit_split` looks for the ways a slice-level split lets a model see its test
+images during training:
+
+* **exact duplicates**: files with the same SHA-256 in different splits;
+* **near-duplicates**: different files whose images match after mirroring, small
+  rotations, blur or re-compression (fine similarity >= ``near_threshold``, the same
+  measure as :func:`alzmri.data.groups.recover_groups`);
+* **shared groups**: a recovered scan (group) with slices in more than one split;
+* **a trivial baseline**: a 1-nearest-neighbour classifier on 32 x 32 raw pixels trained
+  on the train split. It has no notion of disease; when it scores far above chance on the
+  test split, the test images have near-copies in train.
+
+:func:`format_audit` renders the report for the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import defaultdict
+
+import numpy as np
+
+from alzmri.data.classes import CLASS_NAMES
+from alzmri.data.discovery import DatasetIndex
+from alzmri.data.groups import (
+    DEFAULT_IMAGE_SIZE,
+    GroupResult,
+    image_array,
+    image_aspects,
+    similar_pairs,
+    similarity_features,
+)
+from alzmri.errors import AlzmriError
+
+SPLIT_ORDER = ("train", "val", "test")
+#: Fine similarity at or above which two different files count as the same slice.
+#: Augmented copies (flip, rotation <= 10 deg, blur radius 1 px at 128 px, JPEG q >= 30,
+#: noise, contrast) score >= 0.99; adjacent slices of one brain score 0.906-0.965 on the
+#: 6,400 set, so they are not near-duplicates (they are the same *group*).
+NEAR_DUPLICATE_THRESHOLD = 0.98
+#: The baseline is "far above chance" when its balanced accuracy exceeds chance by more
+#: than this (see docs/honest-evaluation.md for the measurements behind it).
+BASELINE_MARGIN = 0.25
+BASELINE_SIZE = 32
+
+
+def _check_splits(index: DatasetIndex, splits) -> np.ndarray:
+    arr = np.asarray(splits, dtype=object)
+    if arr.ndim != 1 or len(arr) != len(index):
+        raise AlzmriError(f"splits must give one split name per image ({len(index)}); got {len(arr)}")
+    arr = np.array(["" if s is None else str(s) for s in arr], dtype=object)
+    bad = sorted({s for s in arr if s not in ("", *SPLIT_ORDER)})
+    if bad:
+        raise AlzmriError(f"unknown split name(s) {', '.join(map(repr, bad))}; use train, val, test (or '' for images left out)")
+    return np.array([str(s) for s in arr], dtype=object)
+
+
+def _group_array(index: DatasetIndex, groups) -> np.ndarray | None:
+    if groups is None:
+        return None
+    if isinstance(groups, GroupResult):
+        if list(groups.paths) != index.paths:
+            raise AlzmriError("the groups were computed for a different dataset; recompute them for this data folder")
+        return np.asarray(groups.group)
+    arr = np.asarray(groups)
+    if arr.ndim != 1 or len(arr) != len(index):
+        raise AlzmriError(f"groups must give one group per image ({len(index)}); got shape {arr.shape}")
+    return arr
+
+
+def _pair_key(a: str, b: str) -> str:
+    ia, ib = SPLIT_ORDER.index(a), SPLIT_ORDER.index(b)
+    return f"{SPLIT_ORDER[min(ia, ib)]}-{SPLIT_ORDER[max(ia, ib)]}"
+
+
+def _exact_duplicates(index: DatasetIndex, splits: np.ndarray, max_examples: int) -> dict:
+    hashes = index.file_hashes()
+    by_hash: dict[str, list[int]] = defaultdict(list)
+    for i, h in enumerate(hashes):
+        if splits[i]:
+            by_hash[h].append(i)
+    by_splits: dict[str, int] = defaultdict(int)
+    examples = []
+    involved: set[int] = set()
+    n_pairs = 0
+    within = 0
+    for h, members in by_hash.items():
+        if len(members) < 2:
+            continue
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                a, b = members[x], members[y]
+                if splits[a] == splits[b]:
+                    within += 1
+                    continue
+                if SPLIT_ORDER.index(splits[a]) > SPLIT_ORDER.index(splits[b]):
+                    a, b = b, a
+                n_pairs += 1
+                involved.update((a, b))
+                by_splits[_pair_key(splits[a], splits[b])] += 1
+                if len(examples) < max_examples:
+                    examples.append({"a": index.paths[a], "a_split": splits[a], "b": index.paths[b], "b_split": splits[b], "sha256": h[:16]})
+    return {
+        "n_pairs": n_pairs,
+        "n_images": len(involved),
+        "by_splits": dict(sorted(by_splits.items())),
+        "n_pairs_within_splits": within,
+        "examples": examples,
+    }
+
+
+def _near_duplicates(
+    index: DatasetIndex,
+    splits: np.ndarray,
+    feats,
+    threshold: float,
+    n_neighbors: int,
+    rotation_step: float,
+    max_examples: int,
+) -> dict:
+    hashes = index.file_hashes()
+    found: dict[tuple[int, int], float] = {}
+    for ai, a in enumerate(SPLIT_ORDER):
+        ref_idx = np.flatnonzero((splits == a) & feats.valid)
+        if len(ref_idx) == 0:
+            continue
+        ref = feats.subset(ref_idx)
+        for b in SPLIT_ORDER[ai + 1 :]:
+            q_idx = np.flatnonzero((splits == b) & feats.valid)
+            if len(q_idx) == 0:
+                continue
+            qi, rj, s = similar_pairs(
+                feats.subset(q_idx), ref, n_neighbors=n_neighbors, min_similarity=threshold, rotation_step=rotation_step
+            )
+            for x, y, v in zip(q_idx[qi], ref_idx[rj], s):
+                if hashes[x] == hashes[y]:
+                    continue  # byte-identical: reported as an exact duplicate
+                key = (int(y), int(x))
+                found[key] = max(float(v), found.get(key, -1.0))
+    by_splits: dict[str, int] = defaultdict(int)
+    involved: set[int] = set()
+    for a, b in found:
+        by_splits[_pair_key(splits[a], splits[b])] += 1
+        involved.update((a, b))
+    top = sorted(found.items(), key=lambda kv: (-kv[1], index.paths[kv[0][0]], index.paths[kv[0][1]]))
+    return {
+        "threshold": float(threshold),
+        "n_pairs": len(found),
+        "n_images": len(involved),
+        "by_splits": dict(sorted(by_splits.items())),
+        "examples": [
+            {"a": index.paths[a], "a_split": splits[a], "b": index.paths[b], "b_split": splits[b], "similarity": round(v, 4)}
+            for (a, b), v in top[:max_examples]
+        ],
+    }
+
+
+def _shared_groups(index: DatasetIndex, splits: np.ndarray, group: np.ndarray, max_examples: int) -> dict:
+    used = splits != ""
+    per_group: dict = defaultdict(lambda: defaultdict(int))
+    for g, s in zip(group[used], splits[used]):
+        per_group[g.item() if hasattr(g, "item") else g][s] += 1
+    shared = [g for g, c in per_group.items() if len(c) > 1]
+    by_splits: dict[str, int] = defaultdict(int)
+    n_images = 0
+    for g in shared:
+        names = sorted(per_group[g], key=SPLIT_ORDER.index)
+        for x in range(len(names)):
+            for y in range(x + 1, len(names)):
+                by_splits[f"{names[x]}-{names[y]}"] += 1
+        # images outside the group's majority split (those that leak)
+        counts = per_group[g]
+        n_images += sum(counts.values()) - max(counts.values())
+    shared_sorted = sorted(shared, key=lambda g: (-sum(per_group[g].values()), str(g)))
+    examples = []
+    for g in shared_sorted[:max_examples]:
+        members = np.flatnonzero((group == g) & used)
+        examples.append(
+            {
+                "group": g if isinstance(g, (int, str)) else str(g),
+                "splits": {s: per_group[g][s] for s in SPLIT_ORDER if per_group[g].get(s)},
+                "paths": [f"{splits[i]}: {index.paths[i]}" for i in members[:4]],
+            }
+        )
+    return {
+        "n_groups": len(per_group),
+        "n_groups_shared": len(shared),
+        "n_images_outside_majority_split": int(n_images),
+        "by_splits": dict(sorted(by_splits.items())),
+        "examples": examples,
+    }
+
+
+def _baseline(images: np.ndarray, readable: np.ndarray, labels: np.ndarray, splits: np.ndarray, size: int) -> dict | None:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from alzmri.data.groups import _resize_stack
+
+    eval_split = "test" if ((splits == "test") & readable).any() else "val"
+    tr = np.flatnonzero((splits == "train") & readable)
+    ev = np.flatnonzero((splits == eval_split) & readable)
+    if len(tr) == 0 or len(ev) == 0:
+        return None
+    x = _resize_stack(images, size).reshape(len(images), -1) / 255.0
+    clf = KNeighborsClassifier(n_neighbors=1, algorithm="brute")
+    clf.fit(x[tr], labels[tr])
+    pred = clf.predict(x[ev])
+    y = labels[ev]
+    majority = int(np.bincount(labels[tr]).argmax())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bal = float(balanced_accuracy_score(y, pred))
+    n_eval_classes = len(np.unique(y))
+    return {
+        "model": f"1-nearest-neighbour on {size}x{size} raw pixels",
+        "train_split": "train",
+        "eval_split": eval_split,
+        "n_train": int(len(tr)),
+        "n_eval": int(len(ev)),
+        "accuracy": round(float(accuracy_score(y, pred)), 4),
+        "balanced_accuracy": round(bal, 4),
+        "chance_accuracy": round(float((y == majority).mean()), 4),
+        "chance_balanced_accuracy": round(1.0 / n_eval_classes, 4),
+        "majority_class": CLASS_NAMES[majority],
+        "margin": BASELINE_MARGIN,
+    }
+
+
+def audit_split(
+    index: DatasetIndex,
+    splits,
+    *,
+    images=None,
+    groups=None,
+    near_threshold: float = NEAR_DUPLICATE_THRESHOLD,
+    n_neighbors: int = 10,
+    rotation_step: float = 1.0,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    baseline_size: int = BASELINE_SIZE,
+    baseline_margin: float = BASELINE_MARGIN,
+    max_examples: int = 5,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Audit a split for leakage between train, val and test.
+
+    Parameters
+    ----------
+    index : DatasetIndex
+    splits : array-like of str, shape (n_images,)
+        ``"train"``, ``"val"``, ``"test"`` or ``""`` (left out) per record of ``index``
+        (e.g. from :func:`alzmri.data.splits.make_split` or
+        :func:`alzmri.data.manifest.read_manifest`).
+    images : CachedImages or ndarray of shape (n_images, S, S), dtype uint8, optional
+        Decoded images; default :func:`alzmri.data.cache.load_images` at ``image_size``.
+    groups : GroupResult or array-like of shape (n_images,), optional
+        Scan group per image (:func:`alzmri.data.groups.recover_groups` or
+        :func:`~alzmri.data.groups.read_groups_csv`); enables the shared-group check.
+    near_threshold : float, default=0.98
+        Fine similarity (see :mod:`alzmri.data.groups`) at or above which two files are
+        near-duplicates.
+    n_neighbors : int, default=10
+        Candidates per query image in the near-duplicate search.
+    rotation_step : float, default=1.0
+        Rotation search step in degrees (up to 10 degrees either way). A copy rotated
+        half a step off the grid scores about 0.99 at 1 degree but 0.95 at 2 degrees,
+        below ``near_threshold``; group recovery (threshold 0.83) can use 2 degrees.
+    image_size : int, default=64
+        Working resolution in pixels for the near-duplicate search.
+    baseline_size : int, default=32
+        Side in pixels of the images the 1-NN baseline compares.
+    baseline_margin : float, default=0.25
+        Balanced accuracy above chance beyond which the baseline raises the warning.
+    max_examples : int, default=5
+        Example pairs/groups listed per check.
+    cache_dir : path-like, optional
+        Image cache folder.
+
+    Returns
+    -------
+    dict
+        ``n_images`` (per split), ``class_counts`` (per split and class),
+        ``exact_duplicates`` and ``near_duplicates`` (``n_pairs`` across splits,
+        ``n_images`` involved, ``by_splits`` such as ``{"train-test": 3}``, ``examples``),
+        ``shared_groups`` (None without ``groups``; else ``n_groups``,
+        ``n_groups_shared``, ``n_images_outside_majority_split``, ``by_splits``,
+        ``examples``), ``baseline`` (None without train and val/test images; else
+        ``accuracy``, ``balanced_accuracy``, ``chance_accuracy`` (share of the train
+        majority class in the evaluated split), ``chance_balanced_accuracy``
+        (1 / classes present), ...), ``leakage_warning`` (bool), ``reasons`` (list of
+        str) and ``message`` (one line). Plain data, JSON-serialisable.
+
+    Raises
+    ------
+    AlzmriError
+        ``splits`` or ``groups`` do not match ``index``; unknown split names; ``images``
+        of the wrong shape.
+    """
+    splits = _check_splits(index, splits)
+    group = _group_array(index, groups)
+    arr, readable = image_array(index, images, image_size=image_size, cache_dir=cache_dir)
+    labels = index.labels
+    used = splits != ""
+
+    report: dict = {
+        "n_images": {s: int((splits == s).sum()) for s in SPLIT_ORDER},
+        "n_left_out": int((~used).sum()),
+        "n_unreadable": int((~readable & used).sum()),
+        "class_counts": {
+            s: {name: int(((splits == s) & (labels == k)).sum()) for k, name in enumerate(CLASS_NAMES)} for s in SPLIT_ORDER
+        },
+    }
+    report["exact_duplicates"] = _exact_duplicates(index, splits, max_examples)
+    feats = similarity_features(arr, valid=readable & used, aspect=image_aspects(index), image_size=image_size)
+    report["near_duplicates"] = _near_duplicates(index, splits, feats, near_threshold, n_neighbors, rotation_step, max_examples)
+    report["shared_groups"] = None if group is None else _shared_groups(index, splits, group, max_examples)
+    base = _baseline(arr, readable & used, labels, splits, baseline_size)
+    if base is not None:
+        base["margin"] = float(baseline_margin)
+    report["baseline"] = base
+
+    reasons = []
+    ex, nd, sg = report["exact_duplicates"], report["near_duplicates"], report["shared_groups"]
+    if ex["n_pairs"]:
+        reasons.append(f"{ex['n_pairs']} byte-identical file pair(s) across splits")
+    if nd["n_pairs"]:
+        reasons.append(f"{nd['n_pairs']} near-duplicate pair(s) across splits (similarity >= {near_threshold:g})")
+    if sg is not None and sg["n_groups_shared"]:
+        reasons.append(f"{sg['n_groups_shared']} of {sg['n_groups']} scan group(s) have slices in more than one split")
+    if base is not None and base["balanced_accuracy"] > base["chance_balanced_accuracy"] + baseline_margin:
+        reasons.append(
+            f"a 1-NN on raw pixels reaches balanced accuracy {base['balanced_accuracy']:.3f} on {base['eval_split']} "
+            f"(chance {base['chance_balanced_accuracy']:.3f}); pixels alone identify the test images"
+        )
+    report["leakage_warning"] = bool(reasons)
+    report["reasons"] = reasons
+    if reasons:
+        fix = " - split by scan group" + (" (recover groups first)" if group is None else "") + " so no scan spans two splits"
+        report["message"] = "possible leakage: " + "; ".join(reasons) + fix
+    else:
+        report["message"] = "no leakage found: no duplicates across splits" + (
+            ", no shared scan groups" if group is not None else " (scan groups not checked)"
+        ) + (", trivial baseline near chance" if base is not None else "")
+    return report
+
+
+def format_audit(report: dict) -> str:
+    """Plain-text summary of an :func:`audit_split` report for the terminal.
+
+    Parameters
+    ----------
+    report : dict
+        As returned by :func:`audit_split`.
+
+    Returns
+    -------
+    str
+        Several lines, no trailing newline.
+    """
+    n = report["n_images"]
+    lines = [
+        "Leakage audit: " + ", ".join(f"{s} {n[s]}" for s in SPLIT_ORDER)
+        + (f", left out {report['n_left_out']}" if report.get("n_left_out") else "")
+    ]
+
+    def pairs_line(title: str, d: dict, extra: str = "") -> None:
+        by = ", ".join(f"{k} {v}" for k, v in d["by_splits"].items())
+        lines.append(f"  {title}{extra}: {d['n_pairs']} pair(s)" + (f" ({by})" if by else ""))
+        for e in d["examples"][:3]:
+            sim = f"  similarity {e['similarity']:.4f}" if "similarity" in e else ""
+            lines.append(f"      {e['a_split']}: {e['a']}  <->  {e['b_split']}: {e['b']}{sim}")
+
+    pairs_line("exact duplicates across splits", report["exact_duplicates"])
+    nd = report["near_duplicates"]
+    pairs_line("near-duplicates across splits", nd, f" (similarity >= {nd['threshold']:g})")
+    sg = report.get("shared_groups")
+    if sg is None:
+        lines.append("  scan groups shared between splits: not checked (no groups given)")
+    else:
+        by = ", ".join(f"{k} {v}" for k, v in sg["by_splits"].items())
+        lines.append(
+            f"  scan groups shared between splits: {sg['n_groups_shared']} of {sg['n_groups']}" + (f" ({by})" if by else "")
+        )
+        for e in sg["examples"][:3]:
+            lines.append(f"      group {e['group']}: " + ", ".join(f"{k} {v}" for k, v in e["splits"].items()))
+    b = report.get("baseline")
+    if b is None:
+        lines.append("  1-NN baseline: not run (needs train and val or test images)")
+    else:
+        lines.append(
+            f"  1-NN baseline ({b['model']}, train -> {b['eval_split']}, {b['n_eval']} images): "
+            f"accuracy {b['accuracy']:.3f} (chance {b['chance_accuracy']:.3f}), "
+            f"balanced accuracy {b['balanced_accuracy']:.3f} (chance {b['chance_balanced_accuracy']:.3f})"
+        )
+    lines.append(("  WARNING: " if report["leakage_warning"] else "  OK: ") + report["message"])
+    return "\n".join(lines)
