@@ -161,26 +161,27 @@ def _near_duplicates(
 def _shared_groups(index: DatasetIndex, splits: np.ndarray, group: np.ndarray, max_examples: int) -> dict:
     used = splits != ""
     per_group: dict = defaultdict(lambda: defaultdict(int))
-    for g, s in zip(group[used], splits[used]):
-        per_group[g.item() if hasattr(g, "item") else g][s] += 1
+    for g, s in zip(group[used].tolist(), splits[used]):
+        per_group[g][s] += 1
     shared = [g for g, c in per_group.items() if len(c) > 1]
     by_splits: dict[str, int] = defaultdict(int)
-    n_images = 0
+    n_outside = n_in_shared = 0
     for g in shared:
         names = sorted(per_group[g], key=SPLIT_ORDER.index)
         for x in range(len(names)):
             for y in range(x + 1, len(names)):
                 by_splits[f"{names[x]}-{names[y]}"] += 1
-        # images outside the group's majority split (those that leak)
         counts = per_group[g]
-        n_images += sum(counts.values()) - max(counts.values())
+        n_in_shared += sum(counts.values())
+        n_outside += sum(counts.values()) - max(counts.values())
     shared_sorted = sorted(shared, key=lambda g: (-sum(per_group[g].values()), str(g)))
     examples = []
+    group_list = np.asarray(group).tolist()
     for g in shared_sorted[:max_examples]:
-        members = np.flatnonzero((group == g) & used)
+        members = [i for i in np.flatnonzero(used) if group_list[i] == g]
         examples.append(
             {
-                "group": g if isinstance(g, (int, str)) else str(g),
+                "group": g,
                 "splits": {s: per_group[g][s] for s in SPLIT_ORDER if per_group[g].get(s)},
                 "paths": [f"{splits[i]}: {index.paths[i]}" for i in members[:4]],
             }
@@ -188,7 +189,8 @@ def _shared_groups(index: DatasetIndex, splits: np.ndarray, group: np.ndarray, m
     return {
         "n_groups": len(per_group),
         "n_groups_shared": len(shared),
-        "n_images_outside_majority_split": int(n_images),
+        "n_images_in_shared_groups": int(n_in_shared),
+        "n_images_outside_majority_split": int(n_outside),
         "by_splits": dict(sorted(by_splits.items())),
         "examples": examples,
     }
