@@ -154,3 +154,21 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "alzmri", "data", "inspect", str(tmp_path / "missing")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_train_without_data_and_nothing_downloaded(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--out", tmp_path / "r", "--epochs", "1")
+    assert_one_line_error(code, err, r"no --data given and no downloaded dataset.*alzmri data download")
+
+
+def test_download_offline_is_one_line(capsys, monkeypatch, tmp_path):
+    import alzmri.data.download as dl
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*a, **k):
+        raise LocalEntryNotFoundError("Cannot reach https://huggingface.co: connection refused")
+
+    monkeypatch.setattr(dl, "snapshot_download", offline)
+    code, _, err = run_cli(capsys, "data", "download", "--dest", tmp_path / "ds")
+    assert_one_line_error(code, err, r"cannot download Falah/Alzheimer_MRI .*offline")
+    assert not (tmp_path / "ds").exists()

@@ -288,8 +288,9 @@ def audit_split(
         ``exact_duplicates`` and ``near_duplicates`` (``n_pairs`` across splits,
         ``n_images`` involved, ``by_splits`` such as ``{"train-test": 3}``, ``examples``),
         ``shared_groups`` (None without ``groups``; else ``n_groups``,
-        ``n_groups_shared``, ``n_images_outside_majority_split``, ``by_splits``,
-        ``examples``), ``baseline`` (None without train and val/test images; else
+        ``n_groups_shared``, ``n_images_in_shared_groups``,
+        ``n_images_outside_majority_split`` (images that would have to move for each
+        shared group to sit in one split), ``by_splits``, ``examples``), ``baseline`` (None without train and val/test images; else
         ``accuracy``, ``balanced_accuracy``, ``chance_accuracy`` (share of the train
         majority class in the evaluated split), ``chance_balanced_accuracy``
         (1 / classes present), ...), ``leakage_warning`` (bool), ``reasons`` (list of

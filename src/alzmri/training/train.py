@@ -149,6 +149,8 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # the module's on_after_batch_transfer is the intended hook (the DataModule has none)
+    warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 
 
 def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
