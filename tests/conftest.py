@@ -54,3 +54,32 @@ def small_data(tmp_path_factory) -> Path:
     """A real subset of alzheimer-mri-6400: 30 images per class (every 7th file)."""
     src = require(DATA_6400)
     return copy_subset(src, tmp_path_factory.mktemp("small") / "data", 30, stride=2)
+
+
+@pytest.fixture(scope="session")
+def groups_6400(tmp_path_factory):
+    """(index, GroupResult) of the full 6,400 set: recovered once per session (about 10 s)."""
+    from alzmri.data.discovery import discover
+    from alzmri.data.groups import load_or_recover_groups
+
+    index = discover(require(DATA_6400))
+    cache = tmp_path_factory.getbasetemp() / "alzmri-cache"
+    return index, load_or_recover_groups(index, cache_dir=cache)
+
+
+@pytest.fixture(scope="session")
+def brains_176(tmp_path_factory) -> Path:
+    """17 known brains (6-7 consecutive slices each) from the 176x208 test folder, as class folders.
+
+    NonDemented 7 brains, VeryMildDemented 4, MildDemented 4, ModerateDemented 2 (see
+    tests/data/test_groups.py); recovered groups match the brains exactly.
+    """
+    import sys
+
+    src = require(DATA_176)
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from test_groups import build_brains
+
+    root = tmp_path_factory.mktemp("brains176") / "data"
+    build_brains(src, root, planted=False)
+    return root

@@ -172,3 +172,82 @@ def test_download_offline_is_one_line(capsys, monkeypatch, tmp_path):
     code, _, err = run_cli(capsys, "data", "download", "--dest", tmp_path / "ds")
     assert_one_line_error(code, err, r"cannot download Falah/Alzheimer_MRI .*offline")
     assert not (tmp_path / "ds").exists()
+
+
+# --------------------------------------------------------------------------------------
+# subject groups and the leakage audit
+
+
+def test_data_groups_writes_csv_and_prints_summary(capsys, brains_176, tmp_path):
+    import csv
+
+    code, out, _ = run_cli(capsys, "data", "groups", brains_176, "-o", tmp_path / "g.csv")
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "g.csv").open()))
+    assert list(rows[0]) == ["path", "class", "group", "position"] and len(rows) == 113
+    assert len({r["group"] for r in rows}) == 17
+    assert "17 groups" in out and "mixed-class groups: none" in out
+    assert "NonDemented 7, VeryMildDemented 4, MildDemented 4, ModerateDemented 2" in " ".join(out.split())
+    code, out, _ = run_cli(capsys, "data", "groups", brains_176, "-o", tmp_path / "g2.csv", "--json")
+    s = json.loads(out)
+    assert s["n_groups"] == 17 and s["classes_per_group"] == {"1": 17} and s["groups_per_class"]["ModerateDemented"] == 2
+    assert (tmp_path / "g2.csv").read_text() == (tmp_path / "g.csv").read_text()
+
+
+def test_data_groups_flags_a_mixed_class_group(capsys, brains_176, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(brains_176, data)
+    shutil.copy2(data / "NonDemented" / "28 (62).jpg", data / "MildDemented" / "misfiled.jpg")
+    code, out, _ = run_cli(capsys, "data", "groups", data, "-o", tmp_path / "g.csv")
+    assert code == 0
+    assert "FLAGGED: 1 mixed-class group(s)" in out and "MildDemented/misfiled.jpg" in out
+
+
+def test_data_audit_warns_on_a_slice_split_but_exits_0(capsys, brains_176):
+    code, out, err = run_cli(capsys, "data", "audit", brains_176, "--split-strategy", "image")
+    assert code == 0
+    assert "split audited: strategy image" in " ".join(out.split())
+    assert "WARNING: possible leakage" in out
+    assert err.startswith("warning: possible leakage") and "scan group(s) have slices in more than one split" in err
+    code, out, err = run_cli(capsys, "data", "audit", brains_176, "--json")
+    assert code == 0 and err == ""
+    rep = json.loads(out)
+    assert rep["split_audited"].startswith("strategy subject")
+    assert rep["shared_groups"]["n_groups_shared"] == 0 and rep["exact_duplicates"]["n_pairs"] == 0
+
+
+def test_data_audit_of_a_manifest_with_a_groups_file(capsys, brains_176, tmp_path):
+    from alzmri.data.discovery import discover
+    from alzmri.data.manifest import write_manifest
+    from alzmri.data.splits import make_split
+
+    assert run_cli(capsys, "data", "groups", brains_176, "-o", tmp_path / "g.csv")[0] == 0
+    index = discover(brains_176)
+    write_manifest(tmp_path / "m.csv", index, make_split("stratified", index.labels, seed=0), strategy="stratified")
+    code, out, err = run_cli(capsys, "data", "audit", brains_176, "--split", tmp_path / "m.csv", "--groups", tmp_path / "g.csv", "--json")
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["split_audited"] == f"manifest {tmp_path / 'm.csv'} (strategy stratified)"
+    assert rep["groups_source"] == f"file:{tmp_path / 'g.csv'}"
+    assert rep["shared_groups"]["n_groups_shared"] > 0 and rep["leakage_warning"] and "warning: " in err
+
+
+def test_groups_audit_and_split_options_bad_input(capsys, data, tmp_path):
+    code, _, err = run_cli(capsys, "data", "groups", tmp_path / "nope", "-o", tmp_path / "g.csv")
+    assert_one_line_error(code, err, r"nope: data folder does not exist")
+    code, _, err = run_cli(capsys, "data", "audit", data, "--split", tmp_path / "missing.csv")
+    assert_one_line_error(code, err, r"missing.csv: manifest not found")
+    (tmp_path / "bad.csv").write_text("path,klass\na,b\n")
+    code, _, err = run_cli(capsys, "data", "audit", data, "--groups", tmp_path / "bad.csv")
+    assert_one_line_error(code, err, r"bad.csv: missing column\(s\) group")
+    code, _, err = run_cli(capsys, "data", "audit", data, "--split-strategy", "random")
+    assert_one_line_error(code, err, r"--split-strategy must be one of subject, stratified, image; got 'random'")
+    code, _, err = _train(capsys, data, tmp_path / "r", "--split-strategy", "random")
+    assert_one_line_error(code, err, r"'split_strategy' value error, must be one of subject, stratified, image; got 'random'")
+    code, _, err = _train(capsys, data, tmp_path / "r", "--folds", "1")
+    assert_one_line_error(code, err, r"'folds' input should be greater than or equal to 2")
+    code, _, err = _train(capsys, data, tmp_path / "r", "--folds", "3", "--split-strategy", "image")
+    assert_one_line_error(code, err, r"--folds K is cross-validation by subject; it needs --split-strategy subject, got 'image'")
+    code, _, err = _train(capsys, data, tmp_path / "r", "--groups", tmp_path / "missing.csv")
+    assert_one_line_error(code, err, r"missing.csv: groups file not found")
+    assert not (tmp_path / "r").exists()

@@ -18,7 +18,7 @@ from rich.table import Table
 from alzmri.errors import AlzmriError
 
 app = typer.Typer(help="Train, honestly evaluate and use brain-MRI classifiers of Alzheimer's severity.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Inspect and download datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect, download, group and audit datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 out = Console()
@@ -76,6 +76,117 @@ def data_download(
     out.print(f"dataset ready at {path}")
 
 
+@data_app.command("groups")
+def data_groups(
+    data: Path = typer.Argument(..., help="dataset folder"),
+    output: Path = typer.Option(..., "--out", "-o", help="groups CSV to write (path,class,group,position)"),
+    threshold: Optional[float] = typer.Option(None, help="link threshold on the fine similarity (default 0.83)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Recover which slices come from the same brain (subject groups) and write them as CSV."""
+    from alzmri.data.discovery import discover
+    from alzmri.data.groups import load_or_recover_groups, write_groups_csv
+
+    index = discover(data)
+    params = {} if threshold is None else {"threshold": threshold}
+    res = load_or_recover_groups(index, **params)
+    write_groups_csv(output, index, res)
+    summary = res.summary()
+    summary["groups_per_class"] = _groups_per_class(res)
+    summary["written"] = str(output)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    _print_group_summary(summary)
+
+
+def _groups_per_class(res) -> dict[str, int]:
+    from alzmri.data.classes import CLASS_NAMES
+    from alzmri.data.splits import group_labels
+
+    if not len(res.group):
+        return {}
+    glab = group_labels(res.labels, res.group)
+    return {name: int((glab == k).sum()) for k, name in enumerate(CLASS_NAMES)}
+
+
+def _print_group_summary(s: dict) -> None:
+    how = f"{s['method']}" + (f", threshold {s['threshold']:g}" if s.get("threshold") is not None else "")
+    out.print(f"[bold]{s['n_groups']} groups[/bold] ({how}) for {s['n_images']} images; written {s['written']}")
+    gs = s["group_size"]
+    out.print(f"group size: min {gs['min']}, median {gs['median']:g}, mean {gs['mean']:g}, max {gs['max']}; singletons {s['n_singletons']}")
+    t = Table("group size", "groups", title="size histogram")
+    for size, n in s["size_histogram"].items():
+        t.add_row(size, str(n))
+    out.print(t)
+    out.print("classes per group: " + ", ".join(f"{k} class{'es' if k != '1' else ''}: {v} groups" for k, v in s["classes_per_group"].items()))
+    out.print("groups (subjects) per class, by majority class: " + ", ".join(f"{k} {v}" for k, v in s["groups_per_class"].items()))
+    sep = s.get("separation")
+    if sep:
+        out.print(
+            f"separation: weakest link within groups {_fmt(sep['weakest_link_within'])}, "
+            f"strongest similarity between groups {_fmt(sep['strongest_between'])} (gap {_fmt(sep['gap'])})"
+        )
+    if s["n_unreadable"]:
+        out.print(f"unreadable images (each its own group): {s['n_unreadable']}")
+    n_mixed = s["n_mixed_class_groups"]
+    if n_mixed:
+        out.print(f"[bold red]FLAGGED: {n_mixed} mixed-class group(s)[/bold red] (a scan has one diagnosis: a recovery or labelling error)")
+        for m in s["mixed_class_groups"][:10]:
+            cls = ", ".join(f"{k} {v}" for k, v in m["classes"].items())
+            out.print(f"  group {m['group']} ({m['size']} images): {cls}; e.g. {', '.join(m['examples'])}", markup=False, highlight=False)
+    else:
+        out.print("mixed-class groups: none")
+
+
+@data_app.command("audit")
+def data_audit(
+    data: Path = typer.Argument(..., help="dataset folder"),
+    split: Optional[Path] = typer.Option(None, help="manifest.csv of the split to audit (default: the release's own split folders, else the split alzmri train would make)"),
+    groups: Optional[Path] = typer.Option(None, help="groups CSV (alzmri data groups); default: from the manifest or recovered"),
+    split_strategy: str = typer.Option("subject", help="without --split: subject, stratified or image"),
+    seed: int = typer.Option(42, help="without --split: split seed"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Leakage audit of a split: duplicates, near-duplicates and shared subjects across splits, and a 1-NN baseline vs chance.
+
+    Exit code 0 even when leakage is found; the warning is printed (also on stderr).
+    """
+    from alzmri.data.audit import audit_split, format_audit
+    from alzmri.data.discovery import discover
+    from alzmri.data.manifest import load_manifest
+    from alzmri.data.splits import SPLITTERS, make_split
+    from alzmri.training.train import resolve_groups
+    from alzmri.utils.console import print_warning
+
+    index = discover(data)
+    manifest = load_manifest(split, index) if split is not None else None
+    g, g_source = resolve_groups(index, groups_file=groups, manifest=manifest)
+    if manifest is not None:
+        splits, what = manifest.splits, f"manifest {split}" + (f" (strategy {manifest.strategy})" if manifest.strategy else "")
+    elif index.layout == "split_folders":
+        splits = [r.source_split or "" for r in index.records]
+        what = "the release's own split folders (" + ", ".join(sorted({s for s in splits if s})) + ")"
+    else:
+        if split_strategy not in SPLITTERS:
+            raise AlzmriError(f"--split-strategy must be one of {', '.join(SPLITTERS)}; got {split_strategy!r}")
+        splits = make_split(split_strategy, index.labels, seed=seed, groups=g)
+        what = f"strategy {split_strategy}, seed {seed}, 70/15/15"
+    report = audit_split(index, splits, groups=g)
+    report["split_audited"] = what
+    report["groups_source"] = g_source
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        out.print(f"split audited: {what}; subject groups: {g_source}", markup=False, highlight=False)
+        text = format_audit(report)
+        for line in text.splitlines():
+            style = "bold yellow" if line.lstrip().startswith("WARNING") else None
+            out.print(line, style=style, markup=False, highlight=False, soft_wrap=True)
+    if report["leakage_warning"]:
+        print_warning(report["message"])
+
+
 @app.command()
 def train(
     model: Optional[str] = typer.Option(None, help="registered model name (default altzcnn)"),
@@ -87,8 +198,15 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 3e-4)"),
     seed: Optional[int] = typer.Option(None, help="random seed (default 42)"),
     split: Optional[Path] = typer.Option(None, help="reuse the split of an existing manifest.csv"),
-    split_strategy: Optional[str] = typer.Option(None, help="stratified (default) or image (the notebook's plain random split)"),
-    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="kornia batch augmentation (default on)"),
+    split_strategy: Optional[str] = typer.Option(
+        None, help="subject (default: no brain in two splits), stratified (random slices by class) or image (the notebook's random slices)"
+    ),
+    groups: Optional[Path] = typer.Option(None, help="groups CSV from `alzmri data groups` (default: recovered from the images, cached)"),
+    folds: Optional[int] = typer.Option(None, help="k-fold cross-validation by subject: K runs in OUT/fold-i and OUT/cv.json"),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="kornia batch augmentation (default off)"),
+    balance_augment: Optional[bool] = typer.Option(
+        None, "--balance-augment/--no-balance-augment", help="augmented copies of minority-class training images until train classes are equal (after splitting; default off)"
+    ),
     precision: Optional[str] = typer.Option(None, help="auto (default), 32, bf16-mixed or 16-mixed"),
     in_chans: Optional[int] = typer.Option(None, help="1 (grayscale, default) or 3 (slice copied to RGB)"),
     skip_unreadable: Optional[bool] = typer.Option(None, "--skip-unreadable", help="leave unreadable images out (listed in skipped.csv)"),
@@ -97,6 +215,7 @@ def train(
 ) -> None:
     """Train a model and evaluate it on the test split; writes a run folder."""
     from alzmri.config import load_train_config
+    from alzmri.training.cv import train_cv
     from alzmri.training.train import train as train_run
 
     cfg = load_train_config(
@@ -111,11 +230,21 @@ def train(
         seed=seed,
         split=split,
         split_strategy=split_strategy,
+        groups=groups,
+        folds=folds,
         augment=augment,
+        balance_augment=balance_augment,
         precision=precision,
         in_chans=in_chans,
         skip_unreadable=skip_unreadable,
     )
+    if cfg.folds is not None:
+        folder = train_cv(cfg, progress=progress)
+        out.print(f"cross-validation folder: {folder}")
+        cv_file = folder / "cv.json"
+        _print_cv(json.loads(cv_file.read_text()))
+        out.print(f"written: {cv_file}")
+        return
     run = train_run(cfg, progress=progress)
     out.print(f"run folder: {run}")
     metrics_file = run / "metrics.json"
@@ -123,16 +252,63 @@ def train(
         _print_metrics(json.loads(metrics_file.read_text()))
 
 
-def _print_metrics(m: dict) -> None:
-    t = Table(title=f"{m['model']} - {m['split']} split ({m['split_strategy']}), {m['n_samples']} slices")
+_TABLE_METRICS = ("balanced_accuracy", "macro_f1", "roc_auc_ovr_macro", "quadratic_weighted_kappa", "accuracy")
+
+
+def _ci(block: dict | None, key: str) -> str:
+    if not block or not block.get(key):
+        return "-"
+    lo, hi = block[key]
+    return f"{lo:.3f}-{hi:.3f}"
+
+
+def _print_metrics(m: dict, *, show_warnings: bool = False) -> None:
+    sub = m.get("subject_level")
+    n_subj = f", {m['n_subjects']} subjects" if m.get("n_subjects") else ""
+    t = Table(title=f"{m['model']} - {m['split']} split, split strategy: {m['split_strategy']} ({m['n_samples']} slices{n_subj})")
     t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_weighted_kappa", "roc_auc_ovr_macro"):
-        t.add_row(k, _fmt(m.get(k)))
+    t.add_column("slice-level", justify="right")
+    t.add_column("95% CI", justify="right")
+    t.add_column("subject-level", justify="right")
+    t.add_column("95% CI", justify="right")
+    for k in _TABLE_METRICS:
+        t.add_row(k, _fmt(m.get(k)), _ci(m.get("confidence_intervals"), k), _fmt(sub.get(k)) if sub else "-", _ci(sub.get("confidence_intervals") if sub else None, k))
     out.print(t)
-    t = Table("class", "support", "sensitivity", "specificity", "precision", "ROC-AUC")
+    if sub:
+        out.print(f"subject level: {sub['aggregation']}; intervals: {sub['confidence_intervals']['method']}", markup=False, highlight=False)
+    t = Table("class", "support", "sensitivity", "specificity", "precision", "ROC-AUC", title="per class (slice level)")
     for cls, d in m["per_class"].items():
         t.add_row(cls, str(d["support"]), _fmt(d["sensitivity"]), _fmt(d["specificity"]), _fmt(d["precision"]), _fmt(d["roc_auc"]))
+    out.print(t)
+    if show_warnings:
+        from alzmri.utils.console import print_warning
+
+        for w in m.get("warnings", []):
+            print_warning(w)
+
+
+def _print_cv(cv: dict) -> None:
+    ms, pooled = cv.get("mean_std"), cv.get("pooled")
+    if not ms or not pooled:
+        out.print(f"{cv['folds']} folds trained (no test metrics)")
+        return
+    t = Table(title=f"cross-validation by subject, {cv['folds']} folds (split strategy: {cv['strategy']})")
+    for col in ("metric", "slice mean +- sd", "slice pooled", "95% CI", "subject mean +- sd", "subject pooled", "95% CI"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    sub_ms = ms.get("subject_level") or {}
+    sub = pooled.get("subject_level") or {}
+    for k in _TABLE_METRICS:
+        a = ms["slice_level"][k]
+        b = sub_ms.get(k) or {}
+        t.add_row(
+            k,
+            f"{a['mean']:.3f} +- {a['std']:.3f}" if a["mean"] is not None else "-",
+            _fmt(pooled.get(k)),
+            _ci(pooled.get("confidence_intervals"), k),
+            f"{b['mean']:.3f} +- {b['std']:.3f}" if b.get("mean") is not None else "-",
+            _fmt(sub.get(k)),
+            _ci(sub.get("confidence_intervals"), k),
+        )
     out.print(t)
 
 
@@ -152,7 +328,7 @@ def evaluate(
     if as_json:
         print(json.dumps(m, indent=2))
     else:
-        _print_metrics(m)
+        _print_metrics(m, show_warnings=True)
         out.print(f"written: {run / ('metrics.json' if split == 'test' else f'metrics_{split}.json')}")
 
 
@@ -186,6 +362,31 @@ def models_cmd() -> None:
         s = get_spec(name)
         t.add_row(name, str(s.image_size), s.description)
     out.print(t)
+
+
+
+@app.command("compare")
+def compare_cmd(
+    config: Path = typer.Option(..., "--config", help="comparison YAML (configs/cpu.yaml, configs/notebook.yaml)"),
+    data: Optional[Path] = typer.Option(None, help="dataset folder (overrides the file's data)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="comparison folder (overrides the file's out)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bars while training"),
+) -> None:
+    """Train and evaluate every model of a config on one shared split; write report.md and report.html.
+
+    Rerunning the same config resumes: finished rows are not retrained.
+    """
+    from alzmri.comparison import compare, load_compare_config
+    from alzmri.reporting.report import format_table
+
+    cfg = load_compare_config(config, data=data, out=out_dir)
+    folder = compare(cfg, progress=progress, echo=lambda line: out.print(line, markup=False, highlight=False))
+    headers, cells = format_table(json.loads((folder / "comparison.json").read_text())["rows"])
+    t = Table(*headers, title=cfg.title)
+    for row in cells:
+        t.add_row(*row)
+    out.print(t)
+    out.print(f"report: {folder / 'report.html'} (and report.md)")
 
 
 def main(argv: list[str] | None = None) -> int:

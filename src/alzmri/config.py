@@ -33,14 +33,32 @@ class TrainConfig(BaseModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra builder arguments, e.g. {fc_dropout: 0.2}")
     seed: int = 42
     split: Path | None = Field(None, description="existing split manifest CSV to reuse")
-    split_strategy: str = Field("stratified", description="how to split when no manifest is given")
+    split_strategy: str = Field(
+        "subject",
+        description="how to split when no manifest is given: subject (by scan group, no brain in two splits), "
+        "stratified (random slices, stratified by class) or image (the notebook's random slices)",
+    )
+    groups: Path | None = Field(None, description="groups CSV (alzmri data groups); default: recovered from the images and cached")
+    folds: int | None = Field(None, ge=2, description="k-fold cross-validation by subject: K runs in OUT/fold-0 .. fold-K-1 and OUT/cv.json")
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     augment: bool = Field(False, description="kornia batch augmentation of training batches (the notebook trained AltzCNN without)")
+    balance_augment: bool = Field(
+        False, description="add augmented copies of minority-class training images (in memory) until train classes are equal"
+    )
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
     accelerator: str = "auto"
     num_workers: int = Field(0, ge=0)
     skip_unreadable: bool = Field(False, description="leave unreadable images out (listed in the run) instead of stopping")
     evaluate: bool = Field(True, description="evaluate on the test split after training")
+
+    @field_validator("split_strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        from alzmri.data.splits import SPLITTERS
+
+        if v not in SPLITTERS:
+            raise ValueError(f"must be one of {', '.join(SPLITTERS)}")
+        return v
 
     @field_validator("fractions")
     @classmethod
@@ -96,7 +114,7 @@ def load_train_config(config_file: str | Path | None = None, **overrides: Any) -
     if config_file is not None:
         values = read_yaml(config_file)
         base = Path(config_file).resolve().parent
-        for key in ("data", "out", "split"):
+        for key in ("data", "out", "split", "groups"):
             if isinstance(values.get(key), str) and not Path(values[key]).expanduser().is_absolute():
                 values[key] = str(base / values[key])
         source = str(config_file)

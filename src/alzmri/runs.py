@@ -35,7 +35,13 @@ WEIGHTS_FILE = "model.safetensors"
 class RunInfo:
     """Contents of ``run.json``: enough to rebuild the model and preprocess input.
 
-    Sizes are in MB (10^6 bytes), times in seconds.
+    Sizes are in MB (10^6 bytes), times in seconds. ``split_strategy`` names how the
+    split was made (``subject``, ``stratified``, ``image``, ``subject-cv (fold i of K)``,
+    or ``manifest:PATH`` for a reused manifest without a strategy column);
+    ``groups_source`` where the subject groups came from; ``warnings`` the warnings
+    printed during training (a class with fewer subjects than splits, subjects shared
+    between splits, ...); ``augmented_train_images`` the in-memory augmented copies added
+    to the training split by ``balance_augment``.
     """
 
     model: str
@@ -49,6 +55,13 @@ class RunInfo:
     layout: str = ""
     split_strategy: str = ""
     split_counts: dict[str, int] = field(default_factory=dict)
+    split_seed: int | None = None
+    groups_source: str = ""
+    n_groups: int = 0
+    balance_augment: bool = False
+    augmented_train_images: int = 0
+    augmented_per_class: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     parameters: int = 0
     trainable_parameters: int = 0
     size_mb: float = 0.0
@@ -130,7 +143,9 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
     path = Path(run_dir) / WEIGHTS_FILE
     if not path.is_file():
         raise AlzmriError(f"{path}: weights file missing; the run did not finish - retrain it")
-    model = create_model(info.model, num_classes=len(info.class_names), in_chans=info.in_chans, image_size=info.image_size, **info.model_kwargs)
+    # the saved state dict holds every weight: pretrained ones are not fetched again
+    kwargs = {**info.model_kwargs, "weights": "none"}
+    model = create_model(info.model, num_classes=len(info.class_names), in_chans=info.in_chans, image_size=info.image_size, **kwargs)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from alzmri.data.discovery import discover
-from alzmri.data.manifest import read_manifest, write_manifest
-from alzmri.data.splits import make_split, stratified_split
+from alzmri.data.manifest import load_manifest, read_manifest, write_manifest
+from alzmri.data.splits import SPLIT_NAMES, make_split, split_warnings, stratified_split, subject_folds, subject_split
 from alzmri.errors import AlzmriError
 from conftest import copy_subset
 
@@ -68,3 +68,158 @@ def test_manifest_round_trip_and_errors(tmp_path, data_6400):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(AlzmriError, match="not a manifest, missing column"):
         read_manifest(bad, discover(d2))
+
+
+# --------------------------------------------------------------------------------------
+# subject (group-aware) splits
+
+
+def _groups_per_split(splits, groups):
+    return {s: set(groups[splits == s].tolist()) for s in SPLIT_NAMES}
+
+
+def _assert_no_group_crosses(splits, groups):
+    per = _groups_per_split(splits, groups)
+    assert not (per["train"] & per["val"]) and not (per["train"] & per["test"]) and not (per["val"] & per["test"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_subject_split_on_real_6400_keeps_every_brain_in_one_split(groups_6400, seed):
+    index, res = groups_6400
+    labels, groups = index.labels, res.group
+    assert res.n_groups == 200
+    s = make_split("subject", labels, seed=seed, groups=groups)
+    _assert_no_group_crosses(s, groups)
+    # fractions honoured approximately (whole brains of 32 slices)
+    for name, frac in zip(SPLIT_NAMES, (0.7, 0.15, 0.15)):
+        assert abs((s == name).mean() - frac) < 0.03, (name, (s == name).mean())
+    # stratified by class: each class's share of a split within 5 points of its overall
+    # share, for the classes with enough brains (100, 70, 28); ModerateDemented has 2
+    overall = np.bincount(labels, minlength=4) / len(labels)
+    for name in SPLIT_NAMES:
+        share = np.bincount(labels[s == name], minlength=4) / (s == name).sum()
+        assert np.all(np.abs(share[:3] - overall[:3]) < 0.05), (name, share, overall)
+    # the two ModerateDemented brains: one in train, one in test
+    mod = s[labels == 3]
+    assert set(mod) == {"train", "test"}
+    warns = split_warnings(labels, s, groups=groups, strategy="subject")
+    assert warns == ["ModerateDemented has 2 subjects: it cannot appear in all 3 splits (train, val, test); it is in train, test only"]
+
+
+def test_subject_split_is_reproducible_and_seed_dependent(groups_6400):
+    index, res = groups_6400
+    a = subject_split(index.labels, seed=3, groups=res.group)
+    assert np.array_equal(a, subject_split(index.labels, seed=3, groups=res.group))
+    assert not np.array_equal(a, subject_split(index.labels, seed=4, groups=res.group))
+    # group labels are any values: string ids give the same split
+    named = np.array([f"brain-{g:03d}" for g in res.group])
+    assert np.array_equal(a, subject_split(index.labels, seed=3, groups=named))
+
+
+def test_slice_split_on_real_6400_shares_every_brain(groups_6400):
+    index, res = groups_6400
+    s = make_split("stratified", index.labels, seed=0, groups=res.group)
+    warns = split_warnings(index.labels, s, groups=res.group, strategy="stratified")
+    assert len(warns) == 1 and "puts slices of 200 of 200 subjects (scan groups) in more than one split" in warns[0]
+    assert "--split-strategy subject" in warns[0]
+
+
+def test_subject_folds_partition_the_brains(groups_6400):
+    index, res = groups_6400
+    labels, groups = index.labels, res.group
+    folds = subject_folds(labels, groups, 5, seed=0)
+    assert len(folds) == 5
+    tested = np.zeros(len(labels), dtype=int)
+    test_groups = []
+    for f in folds:
+        _assert_no_group_crosses(f, groups)
+        assert set(np.unique(f)) == {"train", "val", "test"}
+        assert abs((f == "test").mean() - 0.2) < 0.03 and abs((f == "val").mean() - 0.15) < 0.03
+        assert set(labels[f == "train"]) == {0, 1, 2, 3}  # every class is trained on in every fold
+        tested += f == "test"
+        test_groups.append(set(groups[f == "test"].tolist()))
+    assert np.all(tested == 1)  # every image (so every brain) is tested exactly once
+    assert sum(len(g) for g in test_groups) == 200 and set().union(*test_groups) == set(range(200))
+    assert [np.array_equal(a, b) for a, b in zip(folds, subject_folds(labels, groups, 5, seed=0))] == [True] * 5
+
+
+def test_class_with_two_subjects_gets_a_warning():
+    # 10 brains of class 0, 6 of class 1, 2 of class 3; 4 slices each
+    labels = np.repeat([0] * 10 + [1] * 6 + [3] * 2, 4)
+    groups = np.repeat(np.arange(18), 4)
+    s = subject_split(labels, seed=0, groups=groups)
+    _assert_no_group_crosses(s, groups)
+    assert set(s[labels == 3]) == {"train", "test"}
+    warns = split_warnings(labels, s, groups=groups, strategy="subject")
+    assert "ModerateDemented has 2 subjects: it cannot appear in all 3 splits (train, val, test)" in warns[0]
+    # one subject: train only
+    labels1 = np.repeat([0] * 10 + [1] * 6 + [2], 4)
+    groups1 = np.repeat(np.arange(17), 4)
+    s1 = subject_split(labels1, seed=0, groups=groups1)
+    assert set(s1[labels1 == 2]) == {"train"}
+    assert any(w.startswith("MildDemented has 1 subject: it cannot appear") for w in split_warnings(labels1, s1, groups=groups1, strategy="subject"))
+    # no groups known: nothing to say
+    assert split_warnings(labels, s) == []
+
+
+def test_subject_split_on_known_brains(brains_176):
+    from alzmri.data.groups import recover_groups
+
+    index = discover(brains_176)
+    res = recover_groups(index)
+    assert res.n_groups == 17
+    s = make_split("subject", index.labels, seed=0, groups=res.group)
+    _assert_no_group_crosses(s, res.group)
+    assert all((s == name).any() for name in SPLIT_NAMES)
+
+
+def test_release_split_folders_with_subject_strategy():
+    labels = np.repeat([0, 0, 0, 0, 1, 1, 1, 1], 8)
+    groups = np.repeat(np.arange(8), 8)
+    # every brain has its top slices in the release's test folder: the release split leaks
+    leaky = np.tile(["train"] * 6 + ["test"] * 2, 8)
+    s = make_split("subject", labels, seed=0, source_split=leaky, groups=groups)
+    _assert_no_group_crosses(s, groups)
+    warns = split_warnings(labels, s, groups=groups, strategy="subject", source_split=leaky)
+    assert warns[0].startswith("the release's test/ folder shares 8 of its 8 subjects with its train/ folder")
+    # a release split by brain is kept
+    clean = np.where(np.isin(groups, [3, 7]), "test", "train")
+    s2 = make_split("subject", labels, seed=0, source_split=clean, groups=groups)
+    assert np.array_equal(s2 == "test", clean == "test")
+    _assert_no_group_crosses(s2, groups)
+    assert not any("release" in w for w in split_warnings(labels, s2, groups=groups, strategy="subject", source_split=clean))
+    # the slice strategies keep the release's test folder as before
+    s3 = make_split("stratified", labels, seed=0, source_split=leaky, groups=groups)
+    assert np.array_equal(s3 == "test", leaky == "test")
+
+
+def test_subject_split_bad_input():
+    with pytest.raises(AlzmriError, match="split strategy 'subject' needs subject groups"):
+        make_split("subject", [0, 1, 0, 1])
+    with pytest.raises(AlzmriError, match="one subject group per image"):
+        make_split("subject", [0, 1, 0, 1], groups=[0, 1])
+    with pytest.raises(AlzmriError, match="--folds 5 is more than the 4 subjects"):
+        subject_folds([0, 1, 0, 1], [0, 1, 2, 3], 5)
+    with pytest.raises(AlzmriError, match="at least 2"):
+        subject_folds([0, 1, 0, 1], [0, 1, 2, 3], 1)
+
+
+def test_manifest_records_groups_and_strategy(tmp_path, data_6400):
+    d = copy_subset(data_6400, tmp_path / "d", 8)
+    index = discover(d)
+    groups = np.arange(len(index)) // 2
+    s = make_split("subject", index.labels, seed=0, groups=groups)
+    path = write_manifest(tmp_path / "m.csv", index, s, groups=groups, strategy="subject")
+    assert path.read_text().splitlines()[0] == "path,class,split,sha256,group,strategy"
+    m = load_manifest(path, discover(d))
+    assert np.array_equal(m.splits, s) and m.strategy == "subject"
+    assert np.array_equal(m.groups, groups)  # integer ids are kept as written
+    # other labels (subject IDs) are renumbered; the partition is the same
+    named = write_manifest(tmp_path / "named.csv", index, s, groups=[f"OAS1_{g:04d}" for g in groups])
+    m_named = load_manifest(named, discover(d))
+    assert np.array_equal(m_named.groups[1:] == m_named.groups[:-1], groups[1:] == groups[:-1])
+    assert np.array_equal(read_manifest(path, discover(d)), s)
+    # a manifest without the optional columns still reads
+    old = write_manifest(tmp_path / "old.csv", index, s)
+    m_old = load_manifest(old, discover(d))
+    assert m_old.groups is None and m_old.strategy is None and np.array_equal(m_old.splits, s)

@@ -32,7 +32,12 @@ def test_run_folder_holds_every_artifact(run):
     assert info.parameters == sum(p.numel() for p in load_model(run)[0].parameters())
     assert info.size_mb == pytest.approx(info.parameters * 4 / 1e6, rel=1e-3)
     assert info.train_time_s > 0 and info.peak_memory_mb > 50
-    assert info.split_counts == {"train": 84, "val": 18, "test": 18}
+    # split by subject (the default): whole recovered brains, about 70/15/15
+    assert info.split_strategy == "subject" and info.split_seed == 0
+    assert info.groups_source.startswith("recovered (images")
+    assert sum(info.split_counts.values()) == 120 and min(info.split_counts.values()) > 0
+    assert info.split_counts["train"] > info.split_counts["val"]
+    assert isinstance(info.warnings, list) and info.augmented_train_images == 0
     env = json.loads((run / "environment.json").read_text())
     assert env["packages"]["torch"]
 
@@ -44,10 +49,21 @@ def test_training_loss_falls(run):
     assert min(losses[-2:]) < 0.8 * losses[0], losses
 
 
+def test_manifest_records_groups_and_no_brain_crosses_splits(run):
+    rows = list(csv.DictReader((run / "manifest.csv").open()))
+    assert list(rows[0]) == ["path", "class", "split", "sha256", "group", "strategy"]
+    assert {r["strategy"] for r in rows} == {"subject"}
+    split_of: dict[str, set] = {}
+    for r in rows:
+        split_of.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in split_of.values())
+
+
 def test_metrics_match_the_saved_predictions(run):
     m = json.loads((run / "metrics.json").read_text())
     rows = list(csv.DictReader((run / "predictions.csv").open()))
-    assert m["n_samples"] == len(rows) == 18
+    assert m["n_samples"] == len(rows) == RunInfo.load(run).split_counts["test"]
+    assert m["split_strategy"] == "subject"
     y = np.array([CLASS_NAMES.index(r["class"]) for r in rows])
     p = np.array([CLASS_NAMES.index(r["predicted"]) for r in rows])
     cm = np.zeros((4, 4), int)
@@ -61,6 +77,28 @@ def test_metrics_match_the_saved_predictions(run):
     again = evaluate_run(run)
     assert again["confusion_matrix"] == m["confusion_matrix"]
     assert again["roc_auc_ovr_macro"] == pytest.approx(m["roc_auc_ovr_macro"])
+    assert again["confidence_intervals"] == m["confidence_intervals"]
+
+
+def test_subject_level_metrics_and_intervals(run):
+    from alzmri.evaluation.aggregation import aggregate_by_group
+    from alzmri.evaluation.metrics import classification_metrics
+
+    m = json.loads((run / "metrics.json").read_text())
+    rows = list(csv.DictReader((run / "predictions.csv").open()))
+    y = np.array([CLASS_NAMES.index(r["class"]) for r in rows])
+    p = np.array([[float(r[f"p_{c}"]) for c in CLASS_NAMES] for r in rows])
+    g = np.array([int(r["group"]) for r in rows])
+    ci = m["confidence_intervals"]
+    assert ci["n_groups"] == m["n_subjects"] == len(set(g)) and ci["n_boot"] == 1000
+    lo, hi = ci["balanced_accuracy"]
+    assert lo <= m["balanced_accuracy"] <= hi
+    sub = m["subject_level"]
+    _, yg, pg = aggregate_by_group(y, p, g)
+    assert sub["n_subjects"] == len(yg)
+    assert sub["balanced_accuracy"] == pytest.approx(classification_metrics(yg, pg)["balanced_accuracy"])
+    assert sub["confidence_intervals"]["n_groups"] == len(yg)
+    assert isinstance(m["warnings"], list)
 
 
 def test_predict_real_images_matches_evaluation(run, small_data):
@@ -93,10 +131,38 @@ def test_cli_evaluate_and_predict_on_the_run(run, small_data, capsys):
 
     assert main(["evaluate", str(run), "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
-    assert m["split"] == "test" and m["n_samples"] == 18 and 0 <= m["balanced_accuracy"] <= 1
+    assert m["split"] == "test" and m["n_samples"] == RunInfo.load(run).split_counts["test"] and 0 <= m["balanced_accuracy"] <= 1
+    assert main(["evaluate", str(run)]) == 0
+    text = capsys.readouterr().out
+    assert "split strategy: subject" in text and "subject-level" in text and "95% CI" in text
     img = sorted((small_data / "Moderate_Demented").iterdir())[0]
     assert main(["predict", str(run), str(img), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res[0]["path"] == str(img) and res[0]["predicted_class"] in CLASS_NAMES
     assert main(["predict", str(run), str(img)]) == 0
     assert "predicted" in capsys.readouterr().out
+
+
+def test_balance_augment_adds_train_copies_only(small_data, tmp_path):
+    base = dict(data=small_data, epochs=1, batch_size=32, image_size=32, seed=1, evaluate=False, split_strategy="stratified")
+    # unequal training classes: reuse a manifest that leaves most ModerateDemented training images out
+    first = train(load_train_config(out=tmp_path / "plain", **base), progress=False)
+    rows = list(csv.DictReader((first / "manifest.csv").open()))
+    mod_train = [r for r in rows if r["class"] == "ModerateDemented" and r["split"] == "train"]
+    dropped = {r["path"] for r in mod_train[5:]}
+    keep = [r for r in rows if r["path"] not in dropped]
+    manifest = tmp_path / "m.csv"
+    with manifest.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(keep)
+    run = train(load_train_config(out=tmp_path / "balanced", split=manifest, balance_augment=True, **base), progress=False)
+    info = RunInfo.load(run)
+    train_counts = {c: sum(1 for r in keep if r["class"] == c and r["split"] == "train") for c in CLASS_NAMES}
+    target = max(train_counts.values())
+    assert info.balance_augment
+    assert info.augmented_per_class == {c: target - n for c, n in train_counts.items() if n < target}
+    assert info.augmented_train_images == sum(target - n for n in train_counts.values())
+    # val/test (and the manifest) are exactly the reused ones; the copies live in memory only
+    assert info.split_counts == {s: sum(1 for r in keep if r["split"] == s) for s in ("train", "val", "test")}
+    assert (run / "manifest.csv").read_text().splitlines()[1:] == [",".join(r.values()) for r in keep]

@@ -2,14 +2,18 @@
 
 A manifest is a CSV with the columns ``path`` (POSIX, relative to the dataset root),
 ``class`` (canonical name), ``split`` (``train``/``val``/``test``) and ``sha256`` (of the
-file's bytes), one row per image, plus optional columns (``group``, ...) that later
-strategies add. Giving the same manifest to two runs makes them see identical images.
+file's bytes), one row per image, plus the optional columns ``group`` (the subject, or
+scan group, of the image: :mod:`alzmri.data.groups`) and ``strategy`` (the split strategy
+that made it, e.g. ``subject``), written when known. Readers accept manifests with or
+without the optional columns. Giving the same manifest to two runs makes them see
+identical images.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +24,42 @@ from alzmri.errors import AlzmriError
 from alzmri.utils.io import atomic_write_text
 
 REQUIRED_COLUMNS = ("path", "class", "split", "sha256")
+#: Optional columns: subject (scan group) and split strategy.
+GROUP_COLUMN = "group"
+STRATEGY_COLUMN = "strategy"
 
 
-def write_manifest(path: str | Path, index: DatasetIndex, splits, *, extra: dict[str, list] | None = None) -> Path:
+@dataclass
+class Manifest:
+    """A manifest aligned with a dataset index (:func:`load_manifest`).
+
+    Attributes
+    ----------
+    splits : ndarray of shape (n_images,), dtype str
+        ``"train"``/``"val"``/``"test"``; ``""`` for images the manifest does not list.
+    groups : ndarray of shape (n_images,), dtype int64, or None
+        Subject (scan group) id per image, ``-1`` for images not listed; None when the
+        manifest has no ``group`` column. Non-negative integer ids are kept as written;
+        other labels (subject IDs) are renumbered 0.. in order of first appearance in the
+        index (equal values in the file = one group).
+    strategy : str or None
+        The split strategy named in the ``strategy`` column, None when absent.
+    """
+
+    splits: np.ndarray
+    groups: np.ndarray | None = None
+    strategy: str | None = None
+
+
+def write_manifest(
+    path: str | Path,
+    index: DatasetIndex,
+    splits,
+    *,
+    extra: dict[str, list] | None = None,
+    groups=None,
+    strategy: str | None = None,
+) -> Path:
     """Write the split of ``index`` as a manifest CSV (atomically).
 
     Parameters
@@ -34,10 +71,26 @@ def write_manifest(path: str | Path, index: DatasetIndex, splits, *, extra: dict
         ``"train"``, ``"val"``, ``"test"``, or ``""`` for images left out.
     extra : dict of column name -> list, optional
         Extra columns aligned with ``index.records``.
+    groups : array-like of shape (n_images,), optional
+        Subject (scan group) of every image: written as the ``group`` column.
+    strategy : str, optional
+        The split strategy: written as the ``strategy`` column.
+
+    Returns
+    -------
+    Path
+        The written file.
     """
     splits = np.asarray(splits, dtype=str)
     hashes = index.file_hashes()
-    extra = extra or {}
+    extra = dict(extra or {})
+    if groups is not None:
+        g = np.asarray(groups).reshape(-1)
+        if len(g) != len(index):
+            raise AlzmriError(f"{path}: groups must give one group per image ({len(index)}); got {len(g)}")
+        extra[GROUP_COLUMN] = [str(v.item() if hasattr(v, "item") else v) for v in g]
+    if strategy is not None:
+        extra[STRATEGY_COLUMN] = [strategy] * len(index)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([*REQUIRED_COLUMNS, *extra])
@@ -60,6 +113,27 @@ def read_manifest(path: str | Path, index: DatasetIndex) -> np.ndarray:
     Raises
     ------
     AlzmriError
+        As :func:`load_manifest`.
+
+    See Also
+    --------
+    load_manifest : the splits with the subject groups and the strategy.
+    """
+    return load_manifest(path, index).splits
+
+
+def load_manifest(path: str | Path, index: DatasetIndex) -> Manifest:
+    """Read a manifest, with its optional ``group`` and ``strategy`` columns, aligned with ``index``.
+
+    Returns
+    -------
+    Manifest
+        ``splits`` as :func:`read_manifest`; ``groups`` (int64, -1 where not listed) and
+        ``strategy`` when the file has those columns, else None.
+
+    Raises
+    ------
+    AlzmriError
         The file is missing or not a manifest; it names files that are not in the dataset,
         files whose content changed, or a class that disagrees with the folder.
     """
@@ -78,6 +152,8 @@ def read_manifest(path: str | Path, index: DatasetIndex) -> np.ndarray:
         raise AlzmriError(f"{path}: not a manifest, missing column(s) {', '.join(missing_cols)}; pass a manifest.csv written by alzmri")
     if not rows:
         raise AlzmriError(f"{path}: manifest lists no images")
+    has_groups = GROUP_COLUMN in header
+    raw_groups = np.full(len(index), None, dtype=object)
 
     pos = {rec.path: i for i, rec in enumerate(index.records)}
     hashes = index.file_hashes()
@@ -101,6 +177,11 @@ def read_manifest(path: str | Path, index: DatasetIndex) -> np.ndarray:
                 f"{path}:{n}: {p} is class {row['class']!r} in the manifest but {CLASS_NAMES[index.records[i].label]} in {index.root}"
             )
         out[i] = split
+        if has_groups:
+            g = (row.get(GROUP_COLUMN) or "").strip()
+            if not g:
+                raise AlzmriError(f"{path}:{n}: {p} has an empty group; give every image a group or drop the group column")
+            raw_groups[i] = g
     if gone:
         raise AlzmriError(
             f"{path}: {len(gone)} file(s) named in the manifest are not in {index.root} (first: {gone[0]}); "
@@ -111,4 +192,20 @@ def read_manifest(path: str | Path, index: DatasetIndex) -> np.ndarray:
             f"{path}: {len(changed)} file(s) changed since the manifest was written (first: {changed[0]}); "
             "make a new split or restore the original files"
         )
-    return out.astype(str)
+    groups = None
+    if has_groups:
+        groups = np.full(len(index), -1, dtype=np.int64)
+        listed = [g for g in raw_groups if g is not None]
+        if all(g.isdigit() for g in listed):  # alzmri's own ids: kept as written
+            for i, g in enumerate(raw_groups):
+                if g is not None:
+                    groups[i] = int(g)
+        else:
+            ids: dict[str, int] = {}
+            for i, g in enumerate(raw_groups):
+                if g is not None:
+                    groups[i] = ids.setdefault(g, len(ids))
+    strategies = {(r.get(STRATEGY_COLUMN) or "").strip() for r in rows} if STRATEGY_COLUMN in header else set()
+    strategies.discard("")
+    strategy = ", ".join(sorted(strategies)) if strategies else None
+    return Manifest(splits=out.astype(str), groups=groups, strategy=strategy)

@@ -1,4 +1,5 @@
-"""Report figures: confusion matrix, training curves and one-vs-rest ROC curves.
+"""Report figures: confusion matrix, training curves, ROC curves, and the comparison's
+Pareto, t-SNE and all-models ROC plots.
 
 Figures are built as standalone :class:`matplotlib.figure.Figure` objects rendered by the
 Agg canvas, so nothing touches pyplot's global state, no window ever opens and nothing
@@ -26,12 +27,19 @@ from alzmri.evaluation.metrics import check_targets_and_probabilities
 
 __all__ = [
     "confusion_matrix_figure",
+    "pareto_figure",
+    "pareto_front",
     "plot_confusion_matrix",
+    "plot_pareto",
+    "plot_roc_comparison",
     "plot_roc_curves",
     "plot_training_curves",
+    "plot_tsne",
+    "roc_comparison_figure",
     "roc_curves_figure",
     "save_figure",
     "training_curves_figure",
+    "tsne_figure",
 ]
 
 #: Resolution of saved PNGs.
@@ -366,3 +374,266 @@ def plot_roc_curves(
     path : pathlib.Path
     """
     return save_figure(roc_curves_figure(y_true, y_prob, class_names), path)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both axes, by increasing cost.
+
+    A point is on the front when no other point has a cost at most as high and a
+    strictly higher score (or the same score at a strictly lower cost).
+
+    Parameters
+    ----------
+    costs : sequence of float
+        Lower is better (training time).
+    scores : sequence of float
+        Higher is better (balanced accuracy).
+
+    Returns
+    -------
+    list of int
+        Indices into ``costs``, sorted by increasing cost.
+    """
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -scores[i]))
+    front: list[int] = []
+    best = -math.inf
+    for i in order:
+        if scores[i] > best:
+            front.append(i)
+            best = scores[i]
+    return front
+
+
+def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Figure:
+    """Balanced accuracy against training time, marker area proportional to model size.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        One per model, with ``name`` (str), ``train_time_s`` (float, seconds),
+        ``balanced_accuracy`` (float in [0, 1]) and ``size_mb`` (float, MB). Rows missing
+        a time or a balanced accuracy are left out of the plot.
+    title : str, optional
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The x axis is logarithmic when the slowest model took more than 20 times as long
+        as the fastest. The Pareto front (no other model is both faster and better) is
+        drawn as a dashed step line; its models are outlined in black.
+    """
+    pts = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise ValueError(f"rows[{i}] must be a dict, got {type(r).__name__}")
+        t = _finite_or_none(r.get("train_time_s"))
+        y = _finite_or_none(r.get("balanced_accuracy"))
+        if t is None or y is None or t <= 0:
+            continue
+        size = _finite_or_none(r.get("size_mb")) or 0.0
+        pts.append((str(r.get("name", f"model {i}")), t, y, max(size, 0.0)))
+
+    fig = _new_figure((8.0, 5.5))
+    ax = fig.add_subplot()
+    if not pts:
+        ax.text(0.5, 0.5, "no model with a training time and a balanced accuracy", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    names, ts, ys, sizes = (list(v) for v in zip(*pts))
+    max_size = max(sizes) or 1.0
+    areas = [40.0 + 1200.0 * s / max_size for s in sizes]
+    front = pareto_front(ts, ys)
+    colours = [f"C{i % 10}" for i in range(len(pts))]
+    edge = [(0.0, 0.0, 0.0, 1.0) if i in front else (0.0, 0.0, 0.0, 0.0) for i in range(len(pts))]
+    ax.scatter(ts, ys, s=areas, c=colours, alpha=0.6, edgecolors=edge, linewidths=1.5, zorder=3)
+    if len(front) > 1:
+        fx = [ts[i] for i in front]
+        fy = [ys[i] for i in front]
+        ax.step(fx, fy, where="post", linestyle="--", color="grey", linewidth=1, zorder=2, label="Pareto front")
+        ax.legend(loc="lower right", fontsize="small")
+    for name, t, y in zip(names, ts, ys):
+        ax.annotate(name, (t, y), textcoords="offset points", xytext=(6, 6), fontsize="small")
+    if max(ts) / min(ts) > 20:
+        ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.12)
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("balanced accuracy (test)")
+    ax.set_title(title or f"Balanced accuracy vs training time (marker area ∝ size; largest {max_size:.1f} MB)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pareto(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    """Save the Pareto plot as a PNG (see :func:`pareto_figure`).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        ``name``, ``train_time_s`` (s), ``balanced_accuracy``, ``size_mb`` (MB) per model.
+    path : str or os.PathLike
+        Destination PNG, written atomically.
+    title : str, optional
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    return save_figure(pareto_figure(rows, title=title), path)
+
+
+def tsne_figure(embedding: Any, labels: Any, class_names: Sequence[str], *, title: str | None = None) -> Figure:
+    """Scatter a 2-D embedding (t-SNE of penultimate features), coloured by true class.
+
+    Parameters
+    ----------
+    embedding : array-like of shape (n_samples, 2)
+    labels : array-like of shape (n_samples,)
+        Integer classes in ``[0, n_classes)``.
+    class_names : sequence of str of length n_classes
+        Legend names, in label order (the ordinal severity order: colours run from
+        light to dark with severity).
+    title : str, optional
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    emb = np.asarray(embedding, dtype=np.float64)
+    lab = np.asarray(labels)
+    if emb.ndim != 2 or emb.shape[1] != 2:
+        raise ValueError(f"embedding must have shape (n_samples, 2), got shape {emb.shape}")
+    if lab.shape != (emb.shape[0],):
+        raise ValueError(f"labels must have shape ({emb.shape[0]},) to match the embedding, got shape {lab.shape}")
+    n = len(class_names)
+    if lab.size and (lab.min() < 0 or lab.max() >= n):
+        raise ValueError(f"labels must lie in [0, {n - 1}] for {n} class names")
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis_r"]
+    fig = _new_figure((7.0, 6.0))
+    ax = fig.add_subplot()
+    for k, name in enumerate(class_names):
+        sel = lab == k
+        if not sel.any():
+            continue
+        colour = cmap(0.1 + 0.8 * k / max(1, n - 1))
+        ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=colour, alpha=0.75, label=f"{name} (n = {int(sel.sum())})", edgecolors="none")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_title(title or "t-SNE of penultimate-layer features")
+    if lab.size:
+        ax.legend(loc="best", fontsize="small", markerscale=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tsne(embedding: Any, labels: Any, class_names: Sequence[str], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    """Save a t-SNE scatter as a PNG (see :func:`tsne_figure`).
+
+    Parameters
+    ----------
+    embedding : array-like of shape (n_samples, 2)
+    labels : array-like of shape (n_samples,)
+    class_names : sequence of str
+    path : str or os.PathLike
+        Destination PNG, written atomically.
+    title : str, optional
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    return save_figure(tsne_figure(embedding, labels, class_names, title=title), path)
+
+
+def _macro_roc(y_true: np.ndarray, y_prob: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+    """Mean one-vs-rest TPR on ``grid`` over classes with positives and negatives."""
+    tprs = []
+    for k in range(y_prob.shape[1]):
+        pos = y_true == k
+        if pos.all() or not pos.any():
+            continue
+        fpr, tpr, _ = roc_curve(pos, y_prob[:, k])
+        tprs.append(np.interp(grid, fpr, tpr))
+    return np.mean(tprs, axis=0) if tprs else None
+
+
+def roc_comparison_figure(
+    models: Mapping[str, tuple[Any, Any]],
+    class_names: Sequence[str],
+    *,
+    aucs: Mapping[str, float | None] | None = None,
+) -> Figure:
+    """Macro-averaged one-vs-rest ROC curves, one per model, on shared axes.
+
+    Each model's curve is the mean over classes (with both positives and negatives in
+    ``y_true``) of the per-class ROC curves, interpolated on a common false-positive-rate
+    grid.
+
+    Parameters
+    ----------
+    models : mapping of str -> (y_true, y_prob)
+        Per model name: integer labels of shape (n_samples,) and class probabilities of
+        shape (n_samples, n_classes).
+    class_names : sequence of str of length n_classes
+    aucs : mapping of str -> float, optional
+        Macro ROC-AUC of each model for the legend, as computed by the evaluation
+        (``metrics.json``'s ``roc_auc_ovr_macro``); not recomputed here.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    aucs = dict(aucs or {})
+    grid = np.linspace(0.0, 1.0, 501)
+    fig = _new_figure((6.5, 6.0))
+    ax = fig.add_subplot()
+    for name, (y_true, y_prob) in models.items():
+        yt, yp = check_targets_and_probabilities(y_true, y_prob, len(class_names))
+        tpr = _macro_roc(yt, yp, grid)
+        if tpr is None:
+            continue
+        auc = _finite_or_none(aucs.get(name))
+        label = f"{name} (macro AUC = {auc:.3f})" if auc is not None else name
+        ax.plot(np.concatenate([[0.0], grid]), np.concatenate([[0.0], tpr]), linewidth=1.5, label=label)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title("Macro-averaged one-vs-rest ROC, all models")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_comparison(
+    models: Mapping[str, tuple[Any, Any]],
+    class_names: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    aucs: Mapping[str, float | None] | None = None,
+) -> Path:
+    """Save the all-models ROC plot as a PNG (see :func:`roc_comparison_figure`).
+
+    Parameters
+    ----------
+    models : mapping of str -> (y_true, y_prob)
+    class_names : sequence of str
+    path : str or os.PathLike
+        Destination PNG, written atomically.
+    aucs : mapping of str -> float, optional
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    return save_figure(roc_comparison_figure(models, class_names, aucs=aucs), path)

@@ -18,18 +18,19 @@ from lightning.pytorch.loggers import CSVLogger
 
 from alzmri import __version__
 from alzmri.config import TrainConfig, dump_config
-from alzmri.data.augment import notebook_augmentation
-from alzmri.data.cache import load_images
+from alzmri.data.augment import balanced_copies, notebook_augmentation
+from alzmri.data.cache import CachedImages, load_images
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
 from alzmri.data.download import default_dataset_dir
-from alzmri.data.manifest import read_manifest, write_manifest
-from alzmri.data.splits import make_split
+from alzmri.data.manifest import Manifest, load_manifest, write_manifest
+from alzmri.data.splits import make_split, split_warnings
 from alzmri.errors import AlzmriError
 from alzmri.models import create_model, get_spec
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
 from alzmri.training.module import SliceClassifier
+from alzmri.utils.console import print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -109,11 +110,107 @@ class _NonFiniteLossStop(Callback):
             )
 
 
-def _prepare_split(cfg: TrainConfig, index: DatasetIndex) -> np.ndarray:
-    if cfg.split is not None:
-        return read_manifest(cfg.split, index)
+def resolve_groups(index: DatasetIndex, *, groups_file: Path | None = None, manifest: Manifest | None = None) -> tuple[np.ndarray, str]:
+    """Subject (scan group) of every image, and where it came from.
+
+    Order: ``groups_file`` (a CSV from ``alzmri data groups``); the ``group`` column of a
+    reused manifest, when it has one for every image it lists; else recovered from the
+    images by :func:`alzmri.data.groups.recover_groups`, cached on disk per dataset
+    content and settings (:func:`~alzmri.data.groups.load_or_recover_groups`), so it is
+    computed once (about 10 s for 6,400 slices).
+
+    Parameters
+    ----------
+    index : DatasetIndex
+    groups_file : path-like, optional
+    manifest : Manifest, optional
+
+    Returns
+    -------
+    groups : ndarray of shape (n_images,), dtype int64
+    source : str
+        ``"file:PATH"``, ``"manifest"`` or ``"recovered (images, threshold 0.83)"``.
+
+    Raises
+    ------
+    AlzmriError
+        The groups file is missing, malformed or made for other data.
+    """
+    from alzmri.data.groups import load_or_recover_groups, read_groups_csv
+
+    if groups_file is not None:
+        res = read_groups_csv(groups_file, index)
+        return res.group.astype(np.int64), f"file:{groups_file}"
+    if manifest is not None and manifest.groups is not None:
+        listed = manifest.splits != ""
+        if np.all(manifest.groups[listed] >= 0):
+            g = manifest.groups.copy()
+            # images the manifest leaves out get their own ids (they are not used)
+            g[~listed] = g.max() + 1 + np.arange(int((~listed).sum()))
+            return g, "manifest"
+    res = load_or_recover_groups(index)
+    how = f"images, threshold {res.threshold:g}" if res.method == "images" else res.method
+    return res.group.astype(np.int64), f"recovered ({how})"
+
+
+def _prepare_split(cfg: TrainConfig, index: DatasetIndex, manifest: Manifest | None, groups: np.ndarray) -> tuple[np.ndarray, str]:
+    """The split per image and the name of the strategy that made it."""
+    if manifest is not None:
+        return manifest.splits, manifest.strategy or f"manifest:{cfg.split}"
     source = [r.source_split for r in index.records]
-    return make_split(cfg.split_strategy, index.labels, fractions=cfg.fractions, seed=cfg.seed, source_split=source)
+    splits = make_split(cfg.split_strategy, index.labels, fractions=cfg.fractions, seed=cfg.seed, source_split=source, groups=groups)
+    return splits, cfg.split_strategy
+
+
+def write_split_manifest(cfg: TrainConfig, path: str | Path, *, index: DatasetIndex | None = None) -> Path:
+    """Split ``cfg.data`` exactly as :func:`train` would and write only the manifest.
+
+    Used to give several runs (a comparison) one shared split: each then trains with
+    ``split=path``. With ``cfg.split`` set, that manifest is checked against the data and
+    written again (with its groups and strategy).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Its ``data``, ``split``, ``split_strategy``, ``groups``, ``fractions`` and ``seed``
+        are used.
+    path : path-like
+        Manifest CSV to write (atomically).
+    index : DatasetIndex, optional
+        The already discovered dataset of ``cfg.data``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    AlzmriError
+        Bad data, manifest or groups file.
+    """
+    index = index if index is not None else discover(resolve_data_dir(cfg.data))
+    manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
+    groups, _ = resolve_groups(index, groups_file=cfg.groups, manifest=manifest)
+    splits, strategy = _prepare_split(cfg, index, manifest, groups)
+    return write_manifest(path, index, splits, groups=groups, strategy=strategy)
+
+
+def load_checked_images(cfg: TrainConfig, index: DatasetIndex, image_size: int) -> CachedImages:
+    """Decoded images (decode-once cache); unreadable files stop the run unless ``cfg.skip_unreadable``.
+
+    Raises
+    ------
+    AlzmriError
+        An unreadable image and ``skip_unreadable`` is off (names the file and the fix).
+    """
+    cached = load_images(index, image_size)
+    skipped = cached.unreadable
+    if skipped and not cfg.skip_unreadable:
+        p, why = skipped[0]
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise AlzmriError(f"{index.root / p}: {why}{more}; remove or replace the file, or pass --skip-unreadable to leave it out")
+    return cached
 
 
 def _check_split(splits: np.ndarray, labels: np.ndarray, where: str) -> dict[str, int]:
@@ -183,16 +280,29 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AlzmriError(f"{out}: run folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
 
+    if cfg.folds is not None:
+        raise AlzmriError("folds is set: run cross-validation with alzmri.training.cv.train_cv (alzmri train --folds K)")
+
     index = discover(data_dir)
-    splits = _prepare_split(cfg, index)
-    cached = load_images(index, image_size)
+    manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
+    cached = load_checked_images(cfg, index, image_size)
     skipped = cached.unreadable
-    if skipped and not cfg.skip_unreadable:
-        p, why = skipped[0]
-        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
-        raise AlzmriError(f"{index.root / p}: {why}{more}; remove or replace the file, or pass --skip-unreadable to leave it out")
+    groups, groups_source = resolve_groups(index, groups_file=cfg.groups, manifest=manifest)
+    splits, strategy = _prepare_split(cfg, index, manifest, groups)
     splits = np.where(cached.readable, splits, "")
     counts = _check_split(splits, index.labels, str(index.root))
+    source = None if manifest is not None else [r.source_split for r in index.records]
+    warns = split_warnings(index.labels, splits, groups=groups, strategy=strategy, source_split=source)
+    for w in warns:
+        print_warning(w)
+    images, labels, fit_splits = cached.images, index.labels, splits
+    augmented: dict[str, int] = {}
+    if cfg.balance_augment:
+        copies, copy_labels, _ = balanced_copies(cached.images, index.labels, splits, seed=cfg.seed)
+        images = np.concatenate([cached.images, copies])
+        labels = np.concatenate([index.labels, copy_labels])
+        fit_splits = np.concatenate([splits, np.full(len(copies), "train")])
+        augmented = {CLASS_NAMES[c]: int(n) for c, n in enumerate(np.bincount(copy_labels, minlength=len(CLASS_NAMES))) if n}
     # the model is built before the folder exists, so a bad image size fails cleanly
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
@@ -203,7 +313,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     resolved = cfg.model_copy(update={"data": index.root, "out": out.resolve(), "image_size": image_size})
     atomic_write_text(out / "config.yaml", dump_config(resolved))
-    write_manifest(out / "manifest.csv", index, splits)
+    write_manifest(out / "manifest.csv", index, splits, groups=groups, strategy=strategy)
     atomic_write_json(out / "environment.json", environment())
     if skipped:
         atomic_write_text(out / "skipped.csv", "path,reason\n" + "".join(f"{p},{r.replace(',', ';')}\n" for p, r in skipped))
@@ -218,7 +328,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         in_chans=cfg.in_chans,
         augment=notebook_augmentation() if cfg.augment else None,
     )
-    dm = SliceDataModule(cached.images, index.labels, splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
+    dm = SliceDataModule(images, labels, fit_splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
     ckpt = ModelCheckpoint(
         dirpath=out / "checkpoints",
         filename="best",
@@ -242,7 +352,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         enable_model_summary=False,
         deterministic=not torch.cuda.is_available(),
         num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, math.ceil(counts["train"] / cfg.batch_size))),
+        log_every_n_steps=max(1, min(50, math.ceil(int((fit_splits == "train").sum()) / cfg.batch_size))),
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -274,8 +384,15 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         data=str(index.root),
         dataset_hash=index.content_hash(),
         layout=index.layout,
-        split_strategy="manifest:" + str(cfg.split) if cfg.split else cfg.split_strategy,
+        split_strategy=strategy,
         split_counts=counts,
+        split_seed=None if manifest is not None else cfg.seed,
+        groups_source=groups_source,
+        n_groups=int(len(np.unique(groups[splits != ""]))),
+        balance_augment=cfg.balance_augment,
+        augmented_train_images=int(sum(augmented.values())),
+        augmented_per_class=augmented,
+        warnings=warns,
         parameters=total,
         trainable_parameters=trainable,
         size_mb=round(model_size_mb(model), 3),

@@ -1,0 +1,36 @@
+"""Train one comparison row in a fresh process: ``python -m alzmri.comparison._worker REQUEST RESULT``.
+
+``REQUEST`` is a JSON file ``{"config": TrainConfig fields, "progress": bool}``; the
+outcome goes to the JSON file ``RESULT``: ``{"ok": true, "run": PATH}`` or
+``{"ok": false, "kind": "AlzmriError" | TYPE, "message": TEXT}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+
+def main(request: str, result: str) -> int:
+    from alzmri.config import TrainConfig
+    from alzmri.errors import AlzmriError
+    from alzmri.training.train import train
+    from alzmri.utils.io import atomic_write_json
+
+    req = json.loads(Path(request).read_text(encoding="utf-8"))
+    try:
+        run = train(TrainConfig(**req["config"]), progress=bool(req.get("progress", True)))
+    except AlzmriError as exc:
+        atomic_write_json(result, {"ok": False, "kind": "AlzmriError", "message": str(exc)})
+        return 2
+    except Exception as exc:
+        atomic_write_json(result, {"ok": False, "kind": type(exc).__name__, "message": f"{exc}\n{traceback.format_exc()}"})
+        return 1
+    atomic_write_json(result, {"ok": True, "run": str(run)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,517 @@
+"""``compare(config) -> report folder``: every model of a config on one shared split.
+
+The comparison folder ``OUT`` holds::
+
+    comparison.yaml       the resolved comparison config
+    split.json            the split settings the manifest was made with
+    manifest.csv          the one split every row uses
+    runs/<name>/          one run folder per row (alzmri train), plus summary.json,
+                          tsne.csv and tsne.png
+    runs/<name>.incomplete-<time>/   an unfinished row, moved aside before retraining
+    figures/              every PNG of the report
+    comparison.json, table.csv       all rows' table values
+    report.md, report.html           the report (the HTML is self-contained)
+
+Running the same config again resumes: a row whose folder holds ``metrics.json`` and
+``run.json`` and whose training settings are unchanged is not retrained; any other
+existing row folder is moved aside (never deleted) and the row is trained again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from alzmri.comparison.config import CompareConfig, ModelEntry, load_compare_config
+from alzmri.config import TrainConfig, dump_config
+from alzmri.errors import AlzmriError
+from alzmri.utils.io import atomic_write_json, atomic_write_text
+
+__all__ = ["compare", "row_state", "summarize_row", "TABLE_KEYS"]
+
+#: Keys of a row's table values, in table order (units: MB, FLOPs, s, images/s, ms).
+TABLE_KEYS = (
+    "parameters",
+    "trainable_parameters",
+    "size_mb",
+    "flops_per_image",
+    "train_time_s",
+    "peak_memory_mb",
+    "train_images_per_s",
+    "inference_ms_per_image",
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "quadratic_weighted_kappa",
+    "roc_auc_ovr_macro",
+)
+_METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_weighted_kappa", "roc_auc_ovr_macro")
+# TrainConfig fields that do not change what a row learns (or are set by the comparison)
+_NOT_TRAINING = {"data", "out", "split", "evaluate", "accelerator", "num_workers", "groups", "folds", "skip_unreadable"}
+
+
+def _say(echo: Callable[[str], None] | None, msg: str) -> None:
+    if echo is not None:
+        echo(msg)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _same_training(saved_config: Path, cfg: TrainConfig) -> bool:
+    """True when the run's saved config.yaml trains what ``cfg`` asks for."""
+    from alzmri.models import get_spec
+
+    try:
+        saved = yaml.safe_load(saved_config.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    want = cfg.model_dump(mode="json")
+    want["image_size"] = cfg.image_size or get_spec(cfg.model).image_size
+    for key, value in want.items():
+        if key in _NOT_TRAINING:
+            continue
+        if key not in saved:
+            # a field added to TrainConfig after the row was trained: equal if default
+            field = TrainConfig.model_fields.get(key)
+            if field is None or value == _json(field.get_default(call_default_factory=True)):
+                continue
+            return False
+        if _json(saved[key]) != _json(value):
+            return False
+    return True
+
+
+def _json(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str))
+
+
+def row_state(row_dir: str | Path, cfg: TrainConfig) -> str:
+    """What a row's folder holds.
+
+    Returns
+    -------
+    {"new", "finished", "incomplete", "changed"}
+        ``new``: no folder; ``finished``: ``metrics.json`` and ``run.json`` exist and
+        the saved training settings equal ``cfg``'s; ``incomplete``: a folder without
+        both files (an interrupted or failed run); ``changed``: finished, but with other
+        settings.
+    """
+    row_dir = Path(row_dir)
+    if not row_dir.exists():
+        return "new"
+    if not ((row_dir / "metrics.json").is_file() and (row_dir / "run.json").is_file()):
+        return "incomplete"
+    return "finished" if _same_training(row_dir / "config.yaml", cfg) else "changed"
+
+
+def _move_aside(row_dir: Path, why: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = row_dir.with_name(f"{row_dir.name}.{why}-{stamp}")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = row_dir.with_name(f"{row_dir.name}.{why}-{stamp}-{n}")
+    row_dir.rename(dest)
+    return dest
+
+
+# --------------------------------------------------------------------------- split
+
+
+def _split_settings(cfg: CompareConfig, data_root: Path) -> dict:
+    return {
+        "data": str(data_root.resolve()),
+        "split": str(Path(cfg.split).resolve()) if cfg.split else None,
+        "split_strategy": None if cfg.split else cfg.split_strategy,
+        "groups": str(Path(cfg.groups).resolve()) if cfg.groups else None,
+        "fractions": list(cfg.fractions) if not cfg.split else None,
+        "seed": cfg.seed if not cfg.split else None,
+    }
+
+
+def _prepare_manifest(cfg: CompareConfig, source: str):
+    """Discover the data and make (or check) ``OUT/manifest.csv``.
+
+    Returns (index, splits, strategy): the dataset, the split per image and the name of
+    the strategy that made the split.
+    """
+    from alzmri.data.discovery import discover
+    from alzmri.data.manifest import load_manifest
+    from alzmri.training.train import resolve_data_dir, write_split_manifest
+
+    out = Path(cfg.out)
+    data_root = resolve_data_dir(cfg.data)
+    settings = _split_settings(cfg, data_root)
+    manifest = cfg.manifest_path()
+    settings_file = out / "split.json"
+    if manifest.is_file():
+        saved = json.loads(settings_file.read_text()) if settings_file.is_file() else None
+        if saved is not None and saved != settings:
+            diff = [k for k in settings if saved.get(k) != settings[k]]
+            raise AlzmriError(
+                f"{out}: this comparison folder was split with other settings ({', '.join(f'{k}: {saved.get(k)!r}' for k in diff)}); "
+                f"{source} now asks for {', '.join(f'{k}: {settings[k]!r}' for k in diff)}. Choose another out, or restore the settings"
+            )
+    index = discover(data_root)
+    if not manifest.is_file():
+        split_cfg = TrainConfig(**cfg.split_fields())
+        write_split_manifest(split_cfg, manifest, index=index)
+        atomic_write_json(settings_file, settings)
+    m = load_manifest(manifest, index)  # checks every file against its hash
+    strategy = m.strategy or (f"manifest:{cfg.split}" if cfg.split else cfg.split_strategy)
+    return index, m.splits, strategy
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _train_row(cfg: TrainConfig, *, progress: bool, isolate: bool) -> Path:
+    """Train one row; in a fresh Python process when ``isolate``, so that the peak
+    memory and whatever memory training leaves behind belong to that row alone.
+
+    Raises
+    ------
+    AlzmriError
+        Training failed with a user error, or the child process died (killed, out of
+        memory).
+    RuntimeError
+        Training failed with another exception (its traceback in the message).
+    """
+    if not isolate:
+        from alzmri.training.train import train
+
+        return train(cfg, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="alzmri-row-") as tmp:
+        request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "progress": progress}), encoding="utf-8")
+        proc = subprocess.run([sys.executable, "-m", "alzmri.comparison._worker", str(request), str(result)], check=False)
+        if not result.is_file():
+            raise AlzmriError(f"training {cfg.model} into {cfg.out} stopped without a result (exit code {proc.returncode}; "
+                              "killed or out of memory?)")
+        res = json.loads(result.read_text(encoding="utf-8"))
+    if res["ok"]:
+        return Path(res["run"])
+    if res["kind"] == "AlzmriError":
+        raise AlzmriError(res["message"])
+    raise RuntimeError(f"training {cfg.model} into {cfg.out} failed: {res['kind']}: {res['message']}")
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def summarize_row(
+    entry: ModelEntry,
+    cfg: TrainConfig,
+    row_dir: str | Path,
+    index,
+    *,
+    out_dir: str | Path,
+    seed: int = 0,
+    images_by_size: dict[int, np.ndarray] | None = None,
+) -> dict:
+    """Measure a finished row and write ``summary.json``, ``tsne.csv`` and ``tsne.png``.
+
+    Measures the forward FLOPs per image (batch 1), the inference time per image
+    (batch 32, median of 5 after 2 warm-up batches, on the device the row trained on),
+    the training throughput (training images x epochs run / training time) and a 2-D
+    t-SNE of the penultimate features of the test split; the rest comes from
+    ``run.json`` and ``metrics.json``.
+
+    Parameters
+    ----------
+    entry : ModelEntry
+    cfg : TrainConfig
+        The row's training settings.
+    row_dir : path-like
+        The row's finished run folder.
+    index : DatasetIndex
+        The dataset the run was trained on.
+    out_dir : path-like
+        The comparison folder; figure paths in the summary are relative to it.
+    seed : int, default=0
+        t-SNE seed.
+    images_by_size : dict, optional
+        Decoded images per image size (filled and reused across rows).
+
+    Returns
+    -------
+    dict
+        The row's table values (:data:`TABLE_KEYS`; units MB, FLOPs, s, images/s, ms),
+        ``subject_level`` metrics when the evaluation wrote them, training settings and
+        ``figures`` (name -> path relative to ``out_dir``, None when not made).
+    """
+    import torch
+
+    from alzmri.data.cache import load_images
+    from alzmri.data.manifest import read_manifest
+    from alzmri.evaluation.profiling import (
+        extract_features,
+        flops_per_image,
+        inference_ms_per_image,
+        training_images_per_s,
+        tsne_embedding,
+    )
+    from alzmri.reporting.figures import plot_tsne
+    from alzmri.runs import load_model
+
+    row_dir = Path(row_dir)
+    out_dir = Path(out_dir)
+    model, info = load_model(row_dir)
+    metrics = json.loads((row_dir / "metrics.json").read_text(encoding="utf-8"))
+    shape = (info.in_chans, info.image_size, info.image_size)
+    device = "cuda" if info.device.startswith("cuda") and torch.cuda.is_available() else "cpu"
+    flops = flops_per_image(model, shape)
+    ms = inference_ms_per_image(model, shape, batch_size=32, repeats=5, warmup=2, device=device)
+    model.to("cpu")
+    throughput = training_images_per_s(int(info.split_counts.get("train", 0)), int(info.epochs_run), float(info.train_time_s))
+
+    # t-SNE of the test split's penultimate features
+    images_by_size = images_by_size if images_by_size is not None else {}
+    if info.image_size not in images_by_size:
+        cached = load_images(index, info.image_size)
+        images_by_size[info.image_size] = cached.images
+    images = images_by_size[info.image_size]
+    splits = read_manifest(row_dir / "manifest.csv", index)
+    test = np.flatnonzero(splits == "test")
+    tsne_png = None
+    if len(test) >= 4:
+        feats = extract_features(model, info, images[test])
+        emb = tsne_embedding(feats, seed=seed)
+        labels = index.labels[test]
+        lines = ["path,class,tsne_1,tsne_2"] + [
+            f"{index.records[i].path},{index.records[i].class_name},{x:.5f},{y:.5f}" for i, (x, y) in zip(test, emb)
+        ]
+        atomic_write_text(row_dir / "tsne.csv", "\n".join(lines) + "\n")
+        plot_tsne(emb, labels, info.class_names, row_dir / "tsne.png",
+                  title=f"{entry.name}: t-SNE of penultimate features, test split (n = {len(test)})")
+        tsne_png = row_dir / "tsne.png"
+
+    def rel(p: Path | None) -> str | None:
+        if p is None or not p.is_file():
+            return None
+        try:
+            return p.resolve().relative_to(out_dir.resolve()).as_posix()
+        except ValueError:
+            return str(p.resolve())
+
+    summary: dict[str, Any] = {
+        "name": entry.name,
+        "model": info.model,
+        "model_kwargs": dict(info.model_kwargs),
+        "note": entry.note,
+        "parameters": info.parameters,
+        "trainable_parameters": info.trainable_parameters,
+        "size_mb": info.size_mb,
+        "flops_per_image": flops,
+        "train_time_s": info.train_time_s,
+        "peak_memory_mb": info.peak_memory_mb,
+        "train_images_per_s": None if throughput is None else round(throughput, 2),
+        "inference_ms_per_image": round(ms, 4),
+        **{k: metrics.get(k) for k in _METRIC_KEYS},
+    }
+    ci = _intervals(metrics.get("confidence_intervals"))
+    if ci:
+        summary["confidence_intervals"] = ci
+    sl = metrics.get("subject_level")
+    if isinstance(sl, dict):
+        summary["subject_level"] = {k: v for k, v in sl.items() if v is None or isinstance(v, (int, float))}
+        sub_ci = _intervals(sl.get("confidence_intervals"))
+        if sub_ci:
+            summary["subject_level"]["confidence_intervals"] = sub_ci
+    summary.update(
+        {
+            "n_test": metrics.get("n_samples"),
+            "split_counts": dict(info.split_counts),
+            "image_size": info.image_size,
+            "in_chans": info.in_chans,
+            "epochs": cfg.epochs,
+            "epochs_run": info.epochs_run,
+            "best_epoch": info.best_epoch,
+            "batch_size": cfg.batch_size,
+            "lr": cfg.lr,
+            "weight_decay": cfg.weight_decay,
+            "augment": cfg.augment,
+            "precision": info.precision,
+            "device": info.device,
+            "inference_device": device,
+            "run_dir": rel(row_dir) or str(row_dir),
+            "figures": {
+                "training_curves": rel(row_dir / "training_curves.png"),
+                "confusion_matrix": rel(row_dir / "confusion_matrix.png"),
+                "roc_curves": rel(row_dir / "roc_curves.png"),
+                "tsne": rel(tsne_png),
+            },
+        }
+    )
+    atomic_write_json(row_dir / "summary.json", summary)
+    return summary
+
+
+def _intervals(block: Any) -> dict[str, list[float]]:
+    """The [low, high] intervals of the table's metrics in a ``confidence_intervals`` block."""
+    if not isinstance(block, dict):
+        return {}
+    return {k: list(block[k]) for k in _METRIC_KEYS if isinstance(block.get(k), (list, tuple)) and len(block[k]) == 2}
+
+
+def _read_predictions(row_dir: Path, class_names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    path = row_dir / "predictions.csv"
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    y = np.array([class_names.index(r["class"]) for r in rows])
+    p = np.array([[float(r[f"p_{c}"]) for c in class_names] for r in rows])
+    return y, p
+
+
+# --------------------------------------------------------------------------- main
+
+
+def compare(
+    config: CompareConfig | str | Path,
+    *,
+    progress: bool = True,
+    isolate: bool = True,
+    echo: Callable[[str], None] | None = print,
+) -> Path:
+    """Train and evaluate every model of a comparison on one shared split; write the report.
+
+    Parameters
+    ----------
+    config : CompareConfig or path-like
+        A config, or a YAML file (see :mod:`alzmri.comparison.config`).
+    progress : bool, default=True
+        Progress bars while training.
+    isolate : bool, default=True
+        Train each row in a fresh Python process, so that each row's peak memory is
+        its own; False trains in this process (faster start, for tests).
+    echo : callable, default=print
+        Receives one line per step; None for silence.
+
+    Returns
+    -------
+    Path
+        The comparison folder ``OUT``, holding ``report.md``, ``report.html``,
+        ``figures/``, ``comparison.json``, ``table.csv`` and ``runs/<name>/``.
+
+    Raises
+    ------
+    AlzmriError
+        A bad config (before anything is trained); data that no longer match the
+        comparison's manifest; a comparison folder split with other settings. A row
+        whose training fails with an AlzmriError does not stop the others: the report is
+        written without it, then the error names the failed rows (rerunning retries
+        them).
+    """
+    from alzmri.data.classes import CLASS_NAMES
+    from alzmri.reporting.figures import plot_pareto, plot_roc_comparison
+    from alzmri.reporting.report import write_report
+
+    source = "comparison config"
+    if not isinstance(config, CompareConfig):
+        source = str(config)
+        config = load_compare_config(config)
+    rows = config.train_configs(source)
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise AlzmriError(f"{out}: exists and is not a folder; choose another out for the comparison")
+    if out.is_dir() and any(out.iterdir()) and not (out / "comparison.yaml").is_file():
+        raise AlzmriError(f"{out}: folder exists, is not empty and holds no comparison.yaml; choose another out (nothing was changed)")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "comparison.yaml", dump_config(config))
+    index, splits, strategy = _prepare_manifest(config, source)
+    counts = {s: int(np.sum(splits == s)) for s in ("train", "val", "test")}
+    _say(echo, f"split: {counts['train']} train / {counts['val']} val / {counts['test']} test images -> {config.manifest_path()}")
+
+    summaries: list[dict] = []
+    failed: list[tuple[str, str]] = []
+    images_by_size: dict[int, np.ndarray] = {}
+    for i, (entry, cfg) in enumerate(rows, start=1):
+        row_dir = config.row_dir(entry.name)
+        state = row_state(row_dir, cfg)
+        head = f"[{i}/{len(rows)}] {entry.name} ({cfg.model})"
+        trained = False
+        if state == "finished":
+            _say(echo, f"{head}: finished earlier, not retrained")
+        else:
+            if state in ("incomplete", "changed"):
+                aside = _move_aside(row_dir, "incomplete" if state == "incomplete" else "previous")
+                why = "unfinished" if state == "incomplete" else "trained with other settings"
+                _say(echo, f"{head}: earlier folder {why}, moved aside to {aside}")
+            _say(echo, f"{head}: training")
+            try:
+                _train_row(cfg, progress=progress, isolate=isolate)
+            except AlzmriError as exc:
+                _say(echo, f"{head}: failed: {exc}")
+                failed.append((entry.name, str(exc)))
+                continue
+            trained = True
+        summary_file = row_dir / "summary.json"
+        if trained or not summary_file.is_file() or summary_file.stat().st_mtime < (row_dir / "metrics.json").stat().st_mtime:
+            _say(echo, f"{head}: measuring FLOPs, inference time and t-SNE")
+            summary = summarize_row(entry, cfg, row_dir, index, out_dir=out, seed=config.seed, images_by_size=images_by_size)
+        else:
+            summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        summaries.append(summary)
+
+    fig_dir = out / "figures"
+    figures: dict[str, Path] = {}
+    if summaries:
+        figures["pareto"] = plot_pareto(summaries, fig_dir / "pareto.png")
+        curves, aucs = {}, {}
+        for s in summaries:
+            pred = _read_predictions(config.row_dir(s["name"]), list(CLASS_NAMES))
+            if pred is not None:
+                curves[s["name"]] = pred
+                aucs[s["name"]] = s.get("roc_auc_ovr_macro")
+        if curves:
+            figures["roc"] = plot_roc_comparison(curves, list(CLASS_NAMES), fig_dir / "roc_comparison.png", aucs=aucs)
+    atomic_write_json(out / "comparison.json", {"title": config.title, "split": _split_block(config, counts, strategy), "rows": summaries,
+                                                "failed": [{"name": n, "error": e} for n, e in failed]})
+    _write_table_csv(out / "table.csv", summaries)
+    notes = list(config.notes) + [f"Row {n!r} failed and is not in the table: {e}" for n, e in failed]
+    md, html = write_report(summaries, out, title=config.title, notes=notes, split=_split_block(config, counts, strategy), figures=figures)
+    _say(echo, f"report: {md} and {html}")
+    if failed:
+        names = ", ".join(n for n, _ in failed)
+        raise AlzmriError(f"{len(failed)} row(s) failed: {names} (first: {failed[0][1]}); the report at {html} holds the others; rerun to retry")
+    return out
+
+
+def _split_block(config: CompareConfig, counts: dict[str, int], strategy: str) -> dict:
+    return {
+        "strategy": strategy,
+        "source_manifest": str(config.split) if config.split else None,
+        "manifest": "manifest.csv",
+        "seed": config.seed,
+        "fractions": list(config.fractions),
+        "counts": counts,
+    }
+
+
+def _write_table_csv(path: Path, summaries: list[dict]) -> None:
+    sub_keys: list[str] = []
+    for s in summaries:
+        for k in (s.get("subject_level") or {}):
+            if k not in sub_keys:
+                sub_keys.append(k)
+    header = ["name", "model", *TABLE_KEYS, *(f"subject_{k}" for k in sub_keys)]
+    lines = [",".join(header)]
+    for s in summaries:
+        vals = [s["name"], s["model"], *(s.get(k) for k in TABLE_KEYS), *((s.get("subject_level") or {}).get(k) for k in sub_keys)]
+        lines.append(",".join("" if v is None else str(v) for v in vals))
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,211 @@
+"""K-fold cross-validation by subject: K ordinary runs and one summary, ``cv.json``.
+
+``train_cv(cfg)`` writes::
+
+    OUT/cv-splits/fold-<i>.csv   the split of fold i (a manifest with group and strategy columns)
+    OUT/fold-<i>/                an ordinary run folder trained on that manifest (alzmri.runs)
+    OUT/cv.json                  per-fold metrics, their mean and standard deviation, and the
+                                 pooled out-of-fold metrics (every image scored once, by the
+                                 model that did not see its subject)
+
+Folds come from :func:`alzmri.data.splits.subject_folds`: test = one fold of
+``StratifiedGroupKFold``, validation carved from the remaining subjects, so no subject is in
+two splits of a fold and every subject is tested exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from alzmri.config import TrainConfig
+from alzmri.data.classes import CLASS_NAMES
+from alzmri.data.discovery import discover
+from alzmri.data.manifest import write_manifest
+from alzmri.data.splits import subject_folds
+from alzmri.errors import AlzmriError
+from alzmri.models import get_spec
+from alzmri.utils.io import atomic_write_json
+
+CV_FILE = "cv.json"
+#: Metrics summarised across folds (slice level and subject level).
+SUMMARY_METRICS = ("balanced_accuracy", "macro_f1", "roc_auc_ovr_macro", "quadratic_weighted_kappa", "accuracy")
+
+
+def cv_strategy_name(fold: int, k: int) -> str:
+    """Strategy name of fold ``fold`` (0-based) of ``k``, as written in manifests and run.json."""
+    return f"subject-cv (fold {fold + 1} of {k})"
+
+
+def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
+    """Cross-validate ``cfg.model`` by subject with ``cfg.folds`` folds.
+
+    A thin loop over :func:`alzmri.training.train.train`: the fold splits are written as
+    manifests first, then each fold is an ordinary run reusing its manifest.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        ``folds`` >= 2; ``split_strategy`` must be ``"subject"`` and ``split`` unset.
+        ``fractions[1]`` is the share of all images held out for validation in each fold.
+    progress : bool, default=True
+
+    Returns
+    -------
+    Path
+        The output folder holding ``fold-<i>/`` and ``cv.json``.
+
+    Raises
+    ------
+    AlzmriError
+        ``folds`` missing; a strategy other than ``subject`` or a reused manifest; an
+        existing non-empty output folder; more folds than subjects; bad data (as
+        :func:`~alzmri.training.train.train`).
+    """
+    from alzmri.training.train import _check_split, load_checked_images, resolve_data_dir, resolve_groups, train
+
+    k = cfg.folds
+    if k is None:
+        raise AlzmriError("train_cv needs folds (alzmri train --folds K)")
+    if cfg.split is not None:
+        raise AlzmriError("--folds makes its own splits by subject; drop --split (or drop --folds to reuse the manifest)")
+    if cfg.split_strategy != "subject":
+        raise AlzmriError(f"--folds K is cross-validation by subject; it needs --split-strategy subject, got {cfg.split_strategy!r}")
+    data_dir = resolve_data_dir(cfg.data)
+    spec = get_spec(cfg.model)
+    image_size = cfg.image_size or spec.image_size
+    out = Path(cfg.out) if cfg.out is not None else Path("runs") / f"{cfg.model}-cv{k}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise AlzmriError(f"{out}: output folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
+
+    index = discover(data_dir)
+    cached = load_checked_images(cfg, index, image_size)
+    groups, groups_source = resolve_groups(index, groups_file=cfg.groups)
+    readable = np.flatnonzero(cached.readable)
+    fold_splits = []
+    for sub in subject_folds(index.labels[readable], groups[readable], k, seed=cfg.seed, val_fraction=cfg.fractions[1]):
+        s = np.full(len(index), "", dtype=object)
+        s[readable] = sub
+        s = s.astype(str)
+        _check_split(s, index.labels, f"{index.root} (fold {len(fold_splits) + 1} of {k})")
+        fold_splits.append(s)
+
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for i, s in enumerate(fold_splits):
+        manifest = write_manifest(out / "cv-splits" / f"fold-{i}.csv", index, s, groups=groups, strategy=cv_strategy_name(i, k))
+        fold_cfg = cfg.model_copy(update={"out": out / f"fold-{i}", "split": manifest, "folds": None, "groups": None, "data": index.root})
+        runs.append(train(fold_cfg, progress=progress))
+    summarize_cv(out, k=k, seed=cfg.seed, groups_source=groups_source)
+    return out
+
+
+def _read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
+    with (run / "predictions.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return [], np.zeros(0, np.int64), np.zeros((0, len(CLASS_NAMES))), None
+    names = [c[2:] for c in rows[0] if c.startswith("p_")]
+    y = np.array([names.index(r["class"]) for r in rows], dtype=np.int64)
+    p = np.array([[float(r[f"p_{c}"]) for c in names] for r in rows], dtype=np.float64)
+    g = np.array([r["group"] for r in rows]) if "group" in rows[0] else None
+    return [r["path"] for r in rows], y, p, g
+
+
+def _mean_std(values: list) -> dict:
+    v = [x for x in values if x is not None]
+    if not v:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+
+
+def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "", n_boot: int = 1000) -> dict:
+    """Write ``OUT/cv.json`` from the fold runs ``OUT/fold-<i>``.
+
+    Parameters
+    ----------
+    out : path-like
+        Folder holding ``fold-0 .. fold-<k-1>``.
+    k : int
+    seed : int
+        The split seed (recorded).
+    groups_source : str, default=""
+    n_boot : int, default=1000
+        Bootstrap replicates of the pooled intervals (subjects resampled).
+
+    Returns
+    -------
+    dict
+        ``strategy``, ``folds``, ``seed``, ``per_fold`` (run folder, split counts, slice-
+        and subject-level metrics of each fold), ``mean_std`` (``slice_level`` and
+        ``subject_level``: per metric ``mean``, ``std`` (ddof 1) and ``n`` folds where it
+        is defined), ``pooled`` (out-of-fold: all test predictions of all folds scored
+        together, with bootstrap intervals resampling subjects, and a ``subject_level``
+        block), ``warnings`` (of all folds, each once).
+    """
+    import json
+
+    from alzmri.evaluation.aggregation import metrics_with_ci, subject_level_metrics
+    from alzmri.evaluation.metrics import classification_metrics
+
+    out = Path(out)
+    per_fold = []
+    warns: list[str] = []
+    paths: list[str] = []
+    ys, ps, gs = [], [], []
+    has_groups = True
+    for i in range(k):
+        run = out / f"fold-{i}"
+        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        entry: dict = {"fold": i, "run": str(run), "split_counts": info.get("split_counts", {})}
+        mfile = run / "metrics.json"
+        if mfile.is_file():
+            m = json.loads(mfile.read_text(encoding="utf-8"))
+            entry["slice_level"] = {key: m.get(key) for key in SUMMARY_METRICS}
+            sl = m.get("subject_level")
+            entry["subject_level"] = {key: sl.get(key) for key in SUMMARY_METRICS} if sl else None
+            for w in m.get("warnings", []):
+                if w not in warns:
+                    warns.append(w)
+            fp, y, p, g = _read_predictions(run)
+            paths += fp
+            ys.append(y)
+            ps.append(p)
+            if g is None:
+                has_groups = False
+            else:
+                gs.append(g)
+        for w in info.get("warnings", []):
+            if w not in warns:
+                warns.append(w)
+        per_fold.append(entry)
+    summary: dict = {
+        "strategy": "subject-cv",
+        "folds": k,
+        "seed": seed,
+        "groups_source": groups_source,
+        "per_fold": per_fold,
+    }
+    if ys and all("slice_level" in e for e in per_fold):
+        summary["mean_std"] = {
+            "slice_level": {key: _mean_std([e["slice_level"][key] for e in per_fold]) for key in SUMMARY_METRICS},
+            "subject_level": {
+                key: _mean_std([e["subject_level"][key] for e in per_fold if e["subject_level"]]) for key in SUMMARY_METRICS
+            }
+            if all(e["subject_level"] for e in per_fold)
+            else None,
+        }
+        y, p = np.concatenate(ys), np.concatenate(ps)
+        pooled = classification_metrics(y, p)
+        pooled["n_unique_images"] = len(set(paths))
+        if has_groups:
+            g = np.concatenate(gs)
+            pooled["confidence_intervals"] = metrics_with_ci(y, p, g, n_boot=n_boot, seed=0)
+            pooled["subject_level"] = subject_level_metrics(y, p, g, n_boot=n_boot, seed=0)
+        summary["pooled"] = pooled
+    summary["warnings"] = warns
+    atomic_write_json(out / CV_FILE, summary)
+    return summary

@@ -1,0 +1,17 @@
+"""Warnings for the user: one yellow line on stderr each (rich), never a traceback."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+
+
+def print_warning(message: str) -> None:
+    """Print ``warning: <message>`` on stderr (yellow on a terminal, plain otherwise).
+
+    Parameters
+    ----------
+    message : str
+        One sentence; printed without rich markup interpretation.
+    """
+    Console(stderr=True).print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,184 @@
+"""A two-model comparison on a small real subset: table, plots, report, shared split, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from alzmri.cli import main
+from alzmri.comparison import TABLE_KEYS, compare, load_compare_config, row_state
+from alzmri.errors import AlzmriError
+from alzmri.reporting.report import COLUMNS
+
+ROWS = ("altz-a", "altz-b")
+ROW_FIGURES = ("training_curves", "confusion_matrix", "roc_curves", "tsne")
+
+
+def write_config(path: Path, data: Path, out: Path, **extra) -> Path:
+    cfg = {
+        "data": str(data),
+        "out": str(out),
+        "seed": 0,
+        "split_strategy": "stratified",
+        "title": "Two AltzCNNs",
+        "notes": ["a test comparison"],
+        # dropout off and He init so that one epoch on 84 slices moves the weights
+        "defaults": {"epochs": 1, "batch_size": 16, "image_size": 32, "model_kwargs": {"fc_dropout": 0.0, "init": "he"}},
+        "models": [
+            {"name": "altz-a", "model": "altzcnn", "lr": 3e-4},
+            {"name": "altz-b", "model": "altzcnn", "lr": 1e-3, "note": "higher learning rate"},
+        ],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def comparison(small_data, tmp_path_factory):
+    base = tmp_path_factory.mktemp("compare")
+    config = write_config(base / "compare.yaml", small_data, base / "out")
+    lines: list[str] = []
+    out = compare(config, progress=False, isolate=False, echo=lines.append)
+    return out, config, lines
+
+
+def png_ok(path: Path) -> None:
+    assert path.is_file(), path
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        img.verify()
+
+
+def test_every_table_column_and_plot(comparison):
+    out, _, _ = comparison
+    data = json.loads((out / "comparison.json").read_text())
+    assert [r["name"] for r in data["rows"]] == list(ROWS)
+    for r in data["rows"]:
+        for key in TABLE_KEYS:
+            assert r[key] is not None, (r["name"], key)
+        assert r["flops_per_image"] > 1e6 and r["inference_ms_per_image"] > 0 and r["train_images_per_s"] > 0
+        assert r["trainable_parameters"] == r["parameters"] > 0
+        assert r["train_images_per_s"] == pytest.approx(r["split_counts"]["train"] * r["epochs_run"] / r["train_time_s"], rel=0.01)
+        summary = json.loads((out / "runs" / r["name"] / "summary.json").read_text())
+        assert summary == r
+        for kind in ROW_FIGURES:
+            png_ok(out / r["figures"][kind])
+            png_ok(out / "figures" / f"{r['name']}-{kind}.png")
+    png_ok(out / "figures" / "pareto.png")
+    png_ok(out / "figures" / "roc_comparison.png")
+    md = (out / "report.md").read_text()
+    for _, header, _ in COLUMNS:
+        assert header in md, header
+    table = [line for line in md.splitlines() if line.startswith("| altz-")]
+    assert len(table) == 2 and all(line.count("|") == len(COLUMNS) + 2 for line in table)
+    assert "Leakage warning" in md  # a stratified split of slices
+    assert "higher learning rate" in md and "a test comparison" in md
+    with (out / "table.csv").open() as f:
+        assert [r["name"] for r in csv.DictReader(f)] == list(ROWS)
+
+
+def test_report_html_is_self_contained(comparison):
+    out, _, _ = comparison
+    html = (out / "report.html").read_text()
+    assert not re.search(r"https?://|<link|<script|src=\"(?!data:)", html)
+    assert html.count('src="data:image/png;base64,') == 2 + len(ROWS) * len(ROW_FIGURES)
+    assert "<table>" in html and "Leakage warning" in html
+
+
+def test_rows_share_one_manifest(comparison):
+    out, _, _ = comparison
+
+    def splits(path: Path) -> dict[str, str]:
+        with path.open() as f:
+            return {r["path"]: r["split"] for r in csv.DictReader(f)}
+
+    shared = splits(out / "manifest.csv")
+    assert len(shared) == 120 and set(shared.values()) == {"train", "val", "test"}
+    for name in ROWS:
+        assert splits(out / "runs" / name / "manifest.csv") == shared
+
+
+def test_second_run_resumes_without_retraining(comparison):
+    out, config, _ = comparison
+    stamps = {n: (out / "runs" / n / "model.safetensors").stat().st_mtime_ns for n in ROWS}
+    summaries = {n: (out / "runs" / n / "summary.json").stat().st_mtime_ns for n in ROWS}
+    lines: list[str] = []
+    assert compare(config, progress=False, isolate=False, echo=lines.append) == out
+    assert sum("not retrained" in line for line in lines) == 2
+    assert not any(line.endswith(": training") for line in lines)
+    for n in ROWS:
+        assert (out / "runs" / n / "model.safetensors").stat().st_mtime_ns == stamps[n]
+        assert (out / "runs" / n / "summary.json").stat().st_mtime_ns == summaries[n]
+    assert (out / "report.html").is_file()
+
+
+def test_unfinished_row_is_moved_aside_and_retrained(comparison, tmp_path):
+    src, config, _ = comparison
+    out = tmp_path / "out"
+    shutil.copytree(src, out)
+    (out / "runs" / "altz-b" / "metrics.json").unlink()  # as if stopped before evaluation
+    kept = (out / "runs" / "altz-a" / "model.safetensors").stat().st_mtime_ns
+    cfg = load_compare_config(config, out=out)
+    lines: list[str] = []
+    # isolate=True: the row trains in its own process, as `alzmri compare` does
+    compare(cfg, progress=False, isolate=True, echo=lines.append)
+    aside = sorted((out / "runs").glob("altz-b.incomplete-*"))
+    assert len(aside) == 1 and (aside[0] / "model.safetensors").is_file() and not (aside[0] / "metrics.json").exists()
+    assert (out / "runs" / "altz-b" / "metrics.json").is_file()
+    assert (out / "runs" / "altz-a" / "model.safetensors").stat().st_mtime_ns == kept
+    assert any("moved aside" in line for line in lines)
+    rows = json.loads((out / "comparison.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == list(ROWS)
+
+
+def test_row_state_sees_changed_settings(comparison):
+    out, config, _ = comparison
+    cfg = load_compare_config(config)
+    (_, a), _ = cfg.train_configs()
+    assert row_state(out / "runs" / "altz-a", a) == "finished"
+    assert row_state(out / "runs" / "altz-a", a.model_copy(update={"lr": 0.1})) == "changed"
+    assert row_state(out / "runs" / "nothing", a) == "new"
+
+
+def test_other_split_settings_on_resume_are_refused(comparison, small_data, tmp_path):
+    out, _, _ = comparison
+    config = write_config(tmp_path / "c.yaml", small_data, out, )
+    text = yaml.safe_load(config.read_text())
+    text["seed"] = 1
+    config.write_text(yaml.safe_dump(text))
+    with pytest.raises(AlzmriError, match="split with other settings"):
+        compare(config, progress=False, isolate=False, echo=None)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["models"][1].update(lrr=0.1), r"models\[1\] 'altz-b': unknown key 'lrr' \(did you mean 'lr'\?\)"),
+        (lambda c: c["models"][0].update(split_strategy="image"), r"'split_strategy' belongs at the top level"),
+        (lambda c: c["models"][1].update(name="altz-a"), r"'altz-a' is used twice"),
+        (lambda c: c["models"][0].update(name="a/b"), r"models.0.name"),
+        (lambda c: c["models"][0].update(model="altzcn"), r"models\[0\] 'altz-a': unknown model 'altzcn'"),
+        (lambda c: c["defaults"].update(epochs=0), r"defaults: 'epochs'"),
+        (lambda c: c.update(modles=[]), r"unknown key 'modles' \(did you mean 'models'\?\)"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_row(tmp_path, capsys, change, message):
+    config = write_config(tmp_path / "bad.yaml", tmp_path, tmp_path / "out")
+    values = yaml.safe_load(config.read_text())
+    change(values)
+    config.write_text(yaml.safe_dump(values))
+    with pytest.raises(AlzmriError, match=message) as info:
+        load_compare_config(config)
+    assert str(config) in str(info.value) and "\n" not in str(info.value)
+    assert main(["compare", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
