@@ -15,7 +15,7 @@ from alzmri.training.module import prepare_batch
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, info: RunInfo, images: np.ndarray, *, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
+def predict_proba(model: nn.Module, info: RunInfo, images: np.ndarray, *, batch_size: int = 256, device: str | torch.device = "cpu", temperature: float = 1.0) -> np.ndarray:
     """Softmax probabilities for preprocessed slices.
 
     Parameters
@@ -25,6 +25,9 @@ def predict_proba(model: nn.Module, info: RunInfo, images: np.ndarray, *, batch_
     info : RunInfo
         Gives normalisation and channels.
     images : ndarray of shape (n, image_size, image_size), dtype uint8
+    temperature : float, default=1.0
+        Logits are divided by it before the softmax (temperature scaling, see
+        :mod:`alzmri.evaluation.calibration`); 1.0 leaves them unchanged.
 
     Returns
     -------
@@ -34,7 +37,7 @@ def predict_proba(model: nn.Module, info: RunInfo, images: np.ndarray, *, batch_
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
         x = prepare_batch(x, mean=info.mean, std=info.std, in_chans=info.in_chans)
-        out.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
+        out.append(torch.softmax(model(x).float() / temperature, dim=1).cpu().numpy())
     if not out:
         return np.zeros((0, len(info.class_names)))
     return np.concatenate(out).astype(np.float64)
@@ -64,27 +67,102 @@ def load_image_files(paths: list[str | Path], image_size: int) -> np.ndarray:
     return np.stack(arrays) if arrays else np.zeros((0, image_size, image_size), np.uint8)
 
 
-def predict_files(run_dir: str | Path, paths: list[str | Path]) -> list[dict]:
-    """Predict image files with a run's model.
+def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: int | None = None, cam_dir: str | Path | None = None) -> list[dict]:
+    """Predict image files and 3D volumes with a run's model or an exported ``.onnx`` file.
+
+    Probabilities are temperature-scaled when the run folder holds ``calibration.json``
+    (or the ONNX file a temperature other than 1), see
+    :mod:`alzmri.evaluation.calibration`.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder, or a ``.onnx`` file written by ``alzmri export`` (run with
+        onnxruntime).
+    paths : list of path-like
+        2D slices (JPEG, PNG, ...), NIfTI files (``.nii``, ``.nii.gz``), DICOM files or
+        folders holding a DICOM series.
+    n_central : int, optional
+        Central slices averaged for a volume (default
+        :data:`alzmri.data.volumes.N_CENTRAL`).
+    cam_dir : path-like, optional
+        Write a Grad-CAM overlay PNG per 2D image (for a volume: of its middle central
+        slice) into this folder; not available for ``.onnx`` files.
 
     Returns
     -------
     list of dict
-        Per image: ``path``, ``predicted_class``, ``confidence`` (max probability) and
-        ``probabilities`` (class name -> float).
+        Per input: ``path``, ``predicted_class``, ``confidence`` (max probability) and
+        ``probabilities`` (class name -> float). A volume adds ``kind`` ("volume"),
+        ``n_slices``, ``central_slices`` ([first, last + 1] in inferior-to-superior
+        canonical order), ``aggregation`` and ``slices`` (per slice: ``index``,
+        ``brain``, ``central``, ``predicted_class``, ``probabilities``); its
+        ``probabilities`` are the mean of the central slices' probabilities. With
+        ``cam_dir``, ``cam`` and ``explained_class`` are added.
+
+    Raises
+    ------
+    AlzmriError
+        Unreadable run, ONNX file, image or volume (named in the message).
     """
-    model, info = load_model(run_dir)
-    images = load_image_files(paths, info.image_size)
-    probs = predict_proba(model, info, images)
-    results = []
-    for p, row in zip(paths, probs):
+    from alzmri.data.volumes import N_CENTRAL, is_volume_path, load_volume_slices
+
+    n_central = N_CENTRAL if n_central is None else n_central
+    model = None
+    if str(run_dir).lower().endswith(".onnx"):
+        from alzmri.inference.onnx_export import OnnxPredictor
+
+        if cam_dir is not None:
+            raise AlzmriError("Grad-CAM needs the PyTorch model: pass the run folder instead of the .onnx file")
+        predictor = OnnxPredictor(run_dir)
+        image_size, class_names, proba = predictor.image_size, predictor.class_names, predictor.predict_proba
+    else:
+        from alzmri.evaluation.calibration import load_temperature
+
+        model, info = load_model(run_dir)
+        temperature = load_temperature(run_dir)
+        image_size, class_names = info.image_size, info.class_names
+
+        def proba(x: np.ndarray) -> np.ndarray:
+            return predict_proba(model, info, x, temperature=temperature)
+
+    def summary(path, row) -> dict:
         k = int(np.argmax(row))
-        results.append(
-            {
-                "path": str(p),
-                "predicted_class": info.class_names[k],
-                "confidence": float(row[k]),
-                "probabilities": {c: float(v) for c, v in zip(info.class_names, row)},
-            }
+        return {"path": str(path), "predicted_class": class_names[k], "confidence": float(row[k]), "probabilities": {c: float(v) for c, v in zip(class_names, row)}}
+
+    results: list[dict | None] = [None] * len(paths)
+    cam_images, cam_names, cam_slots, cam_originals = [], [], [], []
+    flat = [i for i, p in enumerate(paths) if not is_volume_path(p)]
+    if flat:
+        images = load_image_files([paths[i] for i in flat], image_size)
+        for i, row, img in zip(flat, proba(images), images):
+            results[i] = summary(paths[i], row)
+            cam_images.append(img), cam_names.append(Path(paths[i]).name), cam_slots.append(i)
+            cam_originals.append(decode_image(paths[i], None) if cam_dir is not None else img)
+    for i, p in enumerate(paths):
+        if results[i] is not None:
+            continue
+        vol = load_volume_slices(p, image_size, n_central=n_central)
+        probs = proba(vol.images)
+        first, stop = vol.central_range
+        res = summary(p, probs[vol.central].mean(axis=0))
+        res.update(
+            kind="volume",
+            n_slices=int(len(vol.images)),
+            central_slices=[first, stop],
+            aggregation=f"mean of the probabilities of the {stop - first} central slices (middle of the brain extent)",
+            slices=[
+                {"index": k, "brain": bool(vol.brain[k]), "central": bool(vol.central[k]), "predicted_class": class_names[int(np.argmax(r))], "probabilities": {c: float(v) for c, v in zip(class_names, r)}}
+                for k, r in enumerate(probs)
+            ],
         )
-    return results
+        results[i] = res
+        mid = (first + stop - 1) // 2
+        cam_images.append(vol.images[mid]), cam_names.append(f"{Path(p).name}_slice{mid}"), cam_slots.append(i)
+        cam_originals.append(vol.images[mid])
+    if cam_dir is not None and cam_images:
+        from alzmri.explain.gradcam import write_cam_overlays
+
+        for i, extra in zip(cam_slots, write_cam_overlays(model, info, np.stack(cam_images), cam_names, cam_dir, originals=cam_originals)):
+            results[i].update(extra)
+    return results  # type: ignore[return-value]
