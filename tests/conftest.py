@@ -83,3 +83,15 @@ def brains_176(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("brains176") / "data"
     build_brains(src, root, planted=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(small_data, tmp_path_factory):
+    """A tiny real run (AltzCNN, 32 x 32, 4 epochs on the real subset) shared by the inference tests."""
+    from alzmri.config import load_train_config
+    from alzmri.training.train import train
+
+    out = tmp_path_factory.mktemp("tiny-runs") / "altz32"
+    cfg = load_train_config(data=small_data, out=out, epochs=4, batch_size=8, lr=3e-4, image_size=32, augment=False, seed=0,
+                            split_strategy="stratified", model_kwargs={"fc_dropout": 0.0, "conv_dropout": 0.0, "init": "he"})
+    return train(cfg, progress=False)

@@ -16,7 +16,10 @@ from alzmri.runs import load_model
 
 @pytest.fixture(autouse=True)
 def _one_thread():
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,6 @@ def cam_run(small_data, tmp_path_factory):
     from alzmri.config import load_train_config
     from alzmri.training.train import train
 
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("cam-runs") / "altz64"
     cfg = load_train_config(data=small_data, out=out, epochs=10, batch_size=8, lr=3e-4, image_size=64, augment=False, seed=0,
                             split_strategy="stratified", model_kwargs={"fc_dropout": 0.0, "conv_dropout": 0.0, "init": "he"})

@@ -84,6 +84,7 @@ class DatasetIndex:
     layout: str
     records: list[ImageRecord]
     class_folders: dict[str, str] = field(default_factory=dict)
+    non_images: list[str] = field(default_factory=list)
     _hashes: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -193,13 +194,16 @@ def _map_class_dirs(dirs: list[Path], root: Path) -> dict[Path, int]:
     return mapping
 
 
-def discover(root: str | os.PathLike) -> DatasetIndex:
+def discover(root: str | os.PathLike, *, allow_non_images: bool = False) -> DatasetIndex:
     """Index the images of a dataset folder.
 
     Parameters
     ----------
     root : path-like
         Dataset folder in the ``class_folders`` or ``split_folders`` layout.
+    allow_non_images : bool, default=False
+        List non-image files in ``DatasetIndex.non_images`` instead of raising (used by
+        ``alzmri data inspect``, which reports them).
 
     Returns
     -------
@@ -215,9 +219,9 @@ def discover(root: str | os.PathLike) -> DatasetIndex:
     """
     root = Path(root).expanduser()
     if not root.exists():
-        raise AlzmriError(f"{root}: data folder does not exist; pass --data PATH to a folder with one sub-folder per class")
+        raise AlzmriError(f"{root}: data folder does not exist; give the path of a folder with one sub-folder per class")
     if not root.is_dir():
-        raise AlzmriError(f"{root}: is a file, not a data folder; pass --data PATH to a folder with one sub-folder per class")
+        raise AlzmriError(f"{root}: is a file, not a data folder; give the path of a folder with one sub-folder per class")
     root = root.resolve()
 
     base = root
@@ -250,11 +254,14 @@ def discover(root: str | os.PathLike) -> DatasetIndex:
 
     records: list[ImageRecord] = []
     class_folders: dict[str, str] = {}
+    skipped_non_images: list[str] = []
     for split, mapping in groups:
         for d, label in mapping.items():
             rel_dir = d.relative_to(root).as_posix()
             images, non_images = _collect_class_folder(d, root)
-            if non_images:
+            if non_images and allow_non_images:
+                skipped_non_images.extend(non_images)
+            elif non_images:
                 shown = ", ".join(non_images[:3]) + (f" and {len(non_images) - 3} more" if len(non_images) > 3 else "")
                 raise AlzmriError(
                     f"{root}: {len(non_images)} non-image file(s) in class folder {rel_dir!r} ({shown}); "
@@ -268,4 +275,4 @@ def discover(root: str | os.PathLike) -> DatasetIndex:
             records.extend(ImageRecord(p, label, split) for p in images)
 
     records.sort(key=lambda r: (r.label, r.path))
-    return DatasetIndex(root=root, layout=layout, records=records, class_folders=class_folders)
+    return DatasetIndex(root=root, layout=layout, records=records, class_folders=class_folders, non_images=sorted(skipped_non_images))

@@ -36,14 +36,15 @@ def inspect_dataset(root: str | Path) -> dict:
         ``counts`` (class -> images, all four classes in ordinal order),
         ``counts_by_source_split`` (for split-folder layouts), ``total``,
         ``sizes`` ("WxH" -> images), ``modes`` (PIL mode -> images) and ``unreadable``
-        (list of {"path", "reason"}).
+        (list of {"path", "reason"}: files that fail to decode and non-image files in
+        class folders, which training would refuse).
 
     Raises
     ------
     AlzmriError
         As :func:`alzmri.data.discovery.discover`.
     """
-    index = discover(root)
+    index = discover(root, allow_non_images=True)
     with ThreadPoolExecutor(max_workers=4) as pool:
         probes = list(pool.map(_probe, [index.root / r.path for r in index.records]))
     sizes: Counter[str] = Counter()
@@ -55,6 +56,7 @@ def inspect_dataset(root: str | Path) -> dict:
             continue
         sizes[f"{size[0]}x{size[1]}"] += 1
         modes[mode] += 1
+    unreadable.extend({"path": p, "reason": "not an image file (by its extension)"} for p in index.non_images)
     by_split: dict[str, dict[str, int]] = {}
     if index.layout == "split_folders":
         for rec in index.records:
