@@ -98,7 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--no-cnn", action="store_true", help="1-NN baseline only")
+    p.add_argument("--no-train", action="store_true", help="use AltzCNN results already under --out; mark the others pending")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 avoids thrashing on a shared machine")
     args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from alzmri.config import load_train_config
     from alzmri.data.cache import load_images
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "augment": False,
         "model_kwargs": {},
         "checkpoint": "best validation balanced accuracy",
+        "torch_threads": args.threads or "default",
     }
     out: dict = {"data": str(args.data), "settings": settings, "n_boot": args.n_boot, "protocols": {}}
     index = discover(args.data)
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("random", "subject"):
             strategy = "stratified" if name == "random" else "subject"
             run = args.out / name
-            if not args.no_cnn:
+            if not args.no_cnn and not (args.no_train and not (run / "metrics.json").is_file()):
                 if not (run / "metrics.json").is_file():
                     log(f"({name}) training AltzCNN, split strategy {strategy}")
                     train(load_train_config(out=run, split_strategy=strategy, **base), progress=False)
@@ -153,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from alzmri.data.splits import make_split
 
+                if not args.no_cnn:
+                    entry["altzcnn"] = "pending"
                 splits = make_split(strategy, labels, seed=args.seed, groups=groups)
             entry["split_strategy"] = strategy
             entry["split_counts"] = {s: int((splits == s).sum()) for s in ("train", "val", "test")}
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             entry["knn"] = summary_of(scored(labels[te], probs, groups[te], args.n_boot))
         elif name == "subject-cv":
             cv_dir = args.out / f"subject-cv{args.folds}"
-            if not args.no_cnn:
+            if not args.no_cnn and not (args.no_train and not (cv_dir / "cv.json").is_file()):
                 if not (cv_dir / "cv.json").is_file():
                     log(f"(subject-cv) training AltzCNN, {args.folds} folds")
                     train_cv(load_train_config(out=cv_dir, folds=args.folds, split_strategy="subject", **base), progress=False)
@@ -178,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from alzmri.data.splits import subject_folds
 
+                if not args.no_cnn:
+                    entry["altzcnn"] = "pending"
                 fold_splits = subject_folds(labels, groups, args.folds, seed=args.seed, val_fraction=0.15)
             entry["split_strategy"] = "subject-cv"
             tes, ps = [], []
@@ -199,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     for honest in ("subject", "subject-cv"):
         if "random" in pr and honest in pr:
             for model in ("altzcnn", "knn"):
-                if model in pr["random"] and model in pr[honest]:
+                if isinstance(pr["random"].get(model), dict) and isinstance(pr[honest].get(model), dict):
                     gap[f"{model}: random - {honest}"] = {
                         lvl: {k: None if pr["random"][model][lvl][k][0] is None or pr[honest][model][lvl][k][0] is None
                               else round(pr["random"][model][lvl][k][0] - pr[honest][model][lvl][k][0], 4) for k in METRICS}

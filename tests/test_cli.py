@@ -251,3 +251,17 @@ def test_groups_audit_and_split_options_bad_input(capsys, data, tmp_path):
     code, _, err = _train(capsys, data, tmp_path / "r", "--groups", tmp_path / "missing.csv")
     assert_one_line_error(code, err, r"missing.csv: groups file not found")
     assert not (tmp_path / "r").exists()
+
+
+def test_inspect_lists_non_image_files_instead_of_stopping(capsys, data):
+    (data / "Mild_Demented" / "notes.txt").write_text("hi")
+    code, out, _ = run_cli(capsys, "data", "inspect", data, "--json")
+    assert code == 0
+    assert {"path": "Mild_Demented/notes.txt", "reason": "not an image file (by its extension)"} in json.loads(out)["unreadable"]
+
+
+@pytest.mark.parametrize("args", [["predict", "somewhere"], ["train", "--bogus", "1"], ["fly"], ["train", "--epochs", "two"]])
+def test_usage_errors_exit_2_without_traceback(capsys, args):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2
+    assert "Traceback" not in out + err and "Usage" in out + err

@@ -334,22 +334,61 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="run folder"),
-    images: list[Path] = typer.Argument(..., help="image files (JPEG, PNG)"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    run: Path = typer.Argument(..., help="run folder, or a .onnx file from `alzmri export`"),
+    images: list[Path] = typer.Argument(..., help="image files (JPEG, PNG), NIfTI volumes (.nii, .nii.gz), DICOM files or series folders"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON (volumes: with per-slice probabilities)"),
+    cam: Optional[Path] = typer.Option(None, "--cam", help="write a Grad-CAM overlay PNG per input into this folder"),
+    n_central: Optional[int] = typer.Option(None, "--n-central", help="central slices averaged per volume (default 32)"),
 ) -> None:
-    """Class probabilities for each image."""
+    """Class probabilities for each image or volume (calibrated when the run has calibration.json)."""
     from alzmri.inference.predict import predict_files
 
-    results = predict_files(run, images)
+    results = predict_files(run, images, n_central=n_central, cam_dir=cam)
     if as_json:
         print(json.dumps(results, indent=2))
         return
     names = list(results[0]["probabilities"]) if results else []
-    t = Table("image", "predicted", *names)
+    t = Table("input", "predicted", *names, *(["explained (CAM)"] if cam else []))
     for r in results:
-        t.add_row(r["path"], r["predicted_class"], *(f"{r['probabilities'][c]:.3f}" for c in names))
+        what = r["path"] + (f" (volume, mean of slices {r['central_slices'][0]}-{r['central_slices'][1] - 1})" if r.get("kind") == "volume" else "")
+        t.add_row(what, r["predicted_class"], *(f"{r['probabilities'][c]:.3f}" for c in names), *([r["explained_class"]] if cam else []))
     out.print(t)
+    if cam:
+        out.print(f"Grad-CAM overlays written to {cam}")
+
+
+@app.command("export")
+def export_cmd(
+    run: Path = typer.Argument(..., help="run folder"),
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (dynamic batch, preprocessing in its metadata)"),
+) -> None:
+    """Export a run's model to ONNX, runnable with onnxruntime alone."""
+    from alzmri.inference.onnx_export import export_onnx
+
+    out.print(f"written: {export_onnx(run, onnx)}")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    run: Path = typer.Argument(..., help="run folder"),
+    data: Optional[Path] = typer.Option(None, help="dataset folder (default: the run's)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Fit temperature scaling on the validation split; write calibration.json and reliability_diagram.png."""
+    from alzmri.evaluation.calibration import calibrate_run
+
+    res = calibrate_run(run, data=data)
+    if as_json:
+        print(json.dumps(res, indent=2))
+        return
+    out.print(f"temperature {res['temperature']:.4f} (fitted on {res['n_samples']} validation slices)")
+    t = Table("split", "NLL before", "NLL after", "ECE before", "ECE after", "Brier before", "Brier after")
+    for split in ("val", "test"):
+        if res.get(split):
+            b, a = res[split]["before"], res[split]["after"]
+            t.add_row(split, *(f"{v:.4f}" for v in (b["nll"], a["nll"], b["ece"], a["ece"], b["brier"], a["brier"])))
+    out.print(t)
+    out.print(f"written: {run / 'calibration.json'}, {run / 'reliability_diagram.png'}")
 
 
 @app.command("models")
@@ -382,17 +421,26 @@ def compare_cmd(
     cfg = load_compare_config(config, data=data, out=out_dir)
     folder = compare(cfg, progress=progress, echo=lambda line: out.print(line, markup=False, highlight=False))
     headers, cells = format_table(json.loads((folder / "comparison.json").read_text())["rows"])
-    t = Table(*headers, title=cfg.title)
+    # one column per model, one row per measure: readable in 80 columns
+    t = Table(title=cfg.title)
+    t.add_column(headers[0], overflow="fold")
     for row in cells:
-        t.add_row(*row)
+        t.add_column(row[0], justify="right", overflow="fold")
+    for i, header in enumerate(headers[1:], start=1):
+        t.add_row(header, *(row[i] for row in cells))
     out.print(t)
     out.print(f"report: {folder / 'report.html'} (and report.md)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``alzmri`` console script."""
+    """Entry point of the ``alzmri`` console script.
+
+    Usage errors (unknown option, missing argument) are reported by Typer with the
+    command's usage and exit code 2; :class:`AlzmriError` prints one line and exits 2.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone mode: Typer/Click print usage errors themselves and raise SystemExit
+        app(args=argv, standalone_mode=True)
     except AlzmriError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -400,16 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         err.print("error: interrupted", markup=False)
         return 130
     except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 2
     return 0
 
 

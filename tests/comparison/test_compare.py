@@ -15,7 +15,7 @@ from PIL import Image
 from alzmri.cli import main
 from alzmri.comparison import TABLE_KEYS, compare, load_compare_config, row_state
 from alzmri.errors import AlzmriError
-from alzmri.reporting.report import COLUMNS
+from alzmri.reporting.report import COLUMNS, format_table
 
 ROWS = ("altz-a", "altz-b")
 ROW_FIGURES = ("training_curves", "confusion_matrix", "roc_curves", "tsne")
@@ -77,8 +77,12 @@ def test_every_table_column_and_plot(comparison):
     md = (out / "report.md").read_text()
     for _, header, _ in COLUMNS:
         assert header in md, header
+    headers, _ = format_table(data["rows"])
     table = [line for line in md.splitlines() if line.startswith("| altz-")]
-    assert len(table) == 2 and all(line.count("|") == len(COLUMNS) + 2 for line in table)
+    assert len(table) == 2 and all(line.count("|") == len(headers) + 1 for line in table)
+    # the evaluation scores subjects too, so the subject-level columns are there
+    assert all(isinstance(r.get("subject_level"), dict) for r in data["rows"])
+    assert "subject balanced accuracy" in headers
     assert "Leakage warning" in md  # a stratified split of slices
     assert "higher learning rate" in md and "a test comparison" in md
     with (out / "table.csv").open() as f:
@@ -150,7 +154,7 @@ def test_row_state_sees_changed_settings(comparison):
 
 def test_other_split_settings_on_resume_are_refused(comparison, small_data, tmp_path):
     out, _, _ = comparison
-    config = write_config(tmp_path / "c.yaml", small_data, out, )
+    config = write_config(tmp_path / "c.yaml", small_data, out)
     text = yaml.safe_load(config.read_text())
     text["seed"] = 1
     config.write_text(yaml.safe_dump(text))
@@ -182,3 +186,12 @@ def test_bad_config_is_one_line_naming_file_and_row(tmp_path, capsys, change, me
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_foreign_folder_is_never_used(small_data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep")
+    with pytest.raises(AlzmriError, match="holds no comparison"):
+        compare(write_config(tmp_path / "c.yaml", small_data, out), progress=False, isolate=False, echo=None)
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]

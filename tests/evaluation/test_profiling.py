@@ -70,3 +70,22 @@ def test_features_need_forward_features():
 
     with pytest.raises(AlzmriError, match="forward_features"):
         extract_features(nn.Flatten(), info, np.zeros((2, 8, 8), np.uint8))
+
+
+class _Attention(nn.Module):
+    """Self-attention over the 4 rows of a (1, 1, 4, 8) input: 4 tokens of width 8."""
+
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        t = x.view(x.shape[0], 4, 8)
+        return self.mha(t, t, t, need_weights=False)[0]
+
+
+def test_flops_count_attention_outside_its_fused_kernel():
+    # in eval mode without autograd, nn.MultiheadAttention runs a fused kernel the
+    # counter cannot see; flops_per_image must still count it:
+    # in-projection 2*4*8*24 + scores 2*2*4*4*4 + weighted values 2*2*4*4*4 + out-projection 2*4*8*8
+    assert flops_per_image(_Attention(), (1, 4, 8)) == 1536 + 256 + 256 + 512

@@ -166,3 +166,23 @@ def test_balance_augment_adds_train_copies_only(small_data, tmp_path):
     # val/test (and the manifest) are exactly the reused ones; the copies live in memory only
     assert info.split_counts == {s: sum(1 for r in keep if r["split"] == s) for s in ("train", "val", "test")}
     assert (run / "manifest.csv").read_text().splitlines()[1:] == [",".join(r.values()) for r in keep]
+
+
+def test_old_manifest_without_groups_is_evaluated_with_recovered_groups(run, tmp_path):
+    import shutil
+
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old)
+    rows = list(csv.DictReader((run / "manifest.csv").open()))
+    with (old / "manifest.csv").open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["path", "class", "split", "sha256"])
+        w.writerows([r["path"], r["class"], r["split"], r["sha256"]] for r in rows)
+    m = evaluate_run(old)
+    new = json.loads((run / "metrics.json").read_text())
+    assert m["groups_source"] == "recovered at evaluation (the manifest records none)"
+    assert m["subject_level"]["n_subjects"] == new["subject_level"]["n_subjects"]
+    assert m["confidence_intervals"] == new["confidence_intervals"]
+    slim = evaluate_run(old, recover_groups=False)
+    assert slim["subject_level"] is None and slim["confidence_intervals"] is None
+    assert "no subject groups" in slim["warnings"][-1]

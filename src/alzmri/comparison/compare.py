@@ -55,6 +55,8 @@ TABLE_KEYS = (
     "quadratic_weighted_kappa",
     "roc_auc_ovr_macro",
 )
+#: Bumped when summary.json gains or changes fields; older summaries are measured again.
+SUMMARY_VERSION = 1
 _METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_weighted_kappa", "roc_auc_ovr_macro")
 # TrainConfig fields that do not change what a row learns (or are set by the comparison)
 _NOT_TRAINING = {"data", "out", "split", "evaluate", "accelerator", "num_workers", "groups", "folds", "skip_unreadable"}
@@ -306,6 +308,7 @@ def summarize_row(
             return str(p.resolve())
 
     summary: dict[str, Any] = {
+        "summary_version": SUMMARY_VERSION,
         "name": entry.name,
         "model": info.model,
         "model_kwargs": dict(info.model_kwargs),
@@ -325,13 +328,14 @@ def summarize_row(
         summary["confidence_intervals"] = ci
     sl = metrics.get("subject_level")
     if isinstance(sl, dict):
-        summary["subject_level"] = {k: v for k, v in sl.items() if v is None or isinstance(v, (int, float))}
+        summary["subject_level"] = {k: v for k, v in sl.items() if v is None or isinstance(v, (int, float, str))}
         sub_ci = _intervals(sl.get("confidence_intervals"))
         if sub_ci:
             summary["subject_level"]["confidence_intervals"] = sub_ci
     summary.update(
         {
             "n_test": metrics.get("n_samples"),
+            "n_test_subjects": metrics.get("n_subjects"),
             "split_counts": dict(info.split_counts),
             "image_size": info.image_size,
             "in_chans": info.in_chans,
@@ -355,6 +359,21 @@ def summarize_row(
         }
     )
     atomic_write_json(row_dir / "summary.json", summary)
+    return summary
+
+
+def _read_summary(row_dir: Path, entry: ModelEntry) -> dict | None:
+    """A row's summary.json when it is current: newer than metrics.json, same version and note."""
+    path = row_dir / "summary.json"
+    try:
+        if path.stat().st_mtime < (row_dir / "metrics.json").stat().st_mtime:
+            return None
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if summary.get("summary_version") != SUMMARY_VERSION or summary.get("name") != entry.name:
+        return None
+    summary["note"] = entry.note  # free text: may change without measuring again
     return summary
 
 
@@ -429,11 +448,12 @@ def compare(
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise AlzmriError(f"{out}: exists and is not a folder; choose another out for the comparison")
-    if out.is_dir() and any(out.iterdir()) and not (out / "comparison.yaml").is_file():
-        raise AlzmriError(f"{out}: folder exists, is not empty and holds no comparison.yaml; choose another out (nothing was changed)")
+    ours = any((out / f).is_file() for f in ("comparison.yaml", "split.json", "manifest.csv"))
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise AlzmriError(f"{out}: folder exists, is not empty and holds no comparison; choose another out (nothing was changed)")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "comparison.yaml", dump_config(config))
     index, splits, strategy = _prepare_manifest(config, source)
+    atomic_write_text(out / "comparison.yaml", dump_config(config))
     counts = {s: int(np.sum(splits == s)) for s in ("train", "val", "test")}
     _say(echo, f"split: {counts['train']} train / {counts['val']} val / {counts['test']} test images -> {config.manifest_path()}")
 
@@ -460,12 +480,10 @@ def compare(
                 failed.append((entry.name, str(exc)))
                 continue
             trained = True
-        summary_file = row_dir / "summary.json"
-        if trained or not summary_file.is_file() or summary_file.stat().st_mtime < (row_dir / "metrics.json").stat().st_mtime:
+        summary = None if trained else _read_summary(row_dir, entry)
+        if summary is None:
             _say(echo, f"{head}: measuring FLOPs, inference time and t-SNE")
             summary = summarize_row(entry, cfg, row_dir, index, out_dir=out, seed=config.seed, images_by_size=images_by_size)
-        else:
-            summary = json.loads(summary_file.read_text(encoding="utf-8"))
         summaries.append(summary)
 
     fig_dir = out / "figures"

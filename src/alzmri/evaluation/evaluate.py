@@ -1,19 +1,27 @@
-"""``evaluate_run(run) -> metrics``: the test split of a run, scored and plotted."""
+"""``evaluate_run(run) -> metrics``: one split of a run, scored per slice and per subject, and plotted."""
 
 from __future__ import annotations
 
+import csv
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from alzmri.data.cache import load_images
 from alzmri.data.discovery import DatasetIndex, discover
-from alzmri.data.manifest import read_manifest
+from alzmri.data.manifest import load_manifest
+from alzmri.data.splits import split_warnings
 from alzmri.errors import AlzmriError
+from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, metrics_with_ci, subject_level_metrics
 from alzmri.evaluation.metrics import classification_metrics
 from alzmri.inference.predict import predict_proba
 from alzmri.runs import RunInfo, load_model
 from alzmri.utils.io import atomic_write_json, atomic_write_text
+
+#: Bootstrap replicates for the confidence intervals in metrics.json.
+N_BOOT = 1000
 
 
 def evaluate_run(
@@ -23,12 +31,24 @@ def evaluate_run(
     split: str = "test",
     index: DatasetIndex | None = None,
     images: np.ndarray | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    recover_groups: bool = True,
 ) -> dict:
     """Score a run's best model on one split of its manifest and write the artifacts.
 
-    Writes ``metrics.json`` (see :func:`alzmri.evaluation.metrics.classification_metrics`,
-    plus run facts), ``predictions.csv``, ``confusion_matrix.png`` (row-normalised) and
-    ``roc_curves.png`` into the run folder.
+    Writes ``metrics.json`` (``metrics_<split>.json`` for other splits), ``predictions.csv``
+    (with a ``group`` column when the manifest has groups), ``confusion_matrix.png``
+    (row-normalised) and ``roc_curves.png`` into the run folder.
+
+    Slice-level metrics are those of
+    :func:`alzmri.evaluation.metrics.classification_metrics`. With subject groups (from
+    the manifest, or recovered for older manifests), metrics.json also holds ``confidence_intervals`` (95 % percentile
+    bootstrap intervals resampling *subjects*, not slices:
+    :func:`alzmri.evaluation.aggregation.metrics_with_ci`) and ``subject_level``: the same
+    metrics on one prediction per subject (mean of its slices' probabilities, see
+    :data:`~alzmri.evaluation.aggregation.AGGREGATION_RULE`), with intervals.
+    ``warnings`` lists the run's split warnings and any raised here.
 
     Parameters
     ----------
@@ -38,11 +58,21 @@ def evaluate_run(
     split : {"test", "val", "train"}, default="test"
     index, images : optional
         An already discovered dataset and its decoded images (saves decoding).
+    n_boot : int, default=1000
+        Bootstrap replicates.
+    seed : int, default=0
+        Bootstrap seed.
+    recover_groups : bool, default=True
+        For a manifest without a ``group`` column (runs made before groups existed),
+        recover the groups from the images (:func:`alzmri.data.groups.load_or_recover_groups`,
+        cached); False: report slice-level metrics only.
 
     Returns
     -------
     dict
-        The metrics written to ``metrics.json``.
+        The metrics written to ``metrics.json``: run facts (``model``, ``split``,
+        ``split_strategy``, ...), the slice-level metrics, ``n_subjects``, ``groups_source``,
+        ``confidence_intervals`` and ``subject_level`` (None without groups), ``warnings``.
 
     Raises
     ------
@@ -55,7 +85,8 @@ def evaluate_run(
     model, info = load_model(run_dir)
     if index is None:
         index = discover(data if data is not None else info.data)
-    splits = read_manifest(run_dir / "manifest.csv", index)
+    manifest = load_manifest(run_dir / "manifest.csv", index)
+    splits = manifest.splits
     if images is None:
         cached = load_images(index, info.image_size)
         images = cached.images
@@ -65,6 +96,38 @@ def evaluate_run(
     probs = predict_proba(model, info, images[sel])
     y_true = index.labels[sel]
     metrics = classification_metrics(y_true, probs, class_names=info.class_names)
+    warns = list(getattr(info, "warnings", []) or [])
+    if manifest.groups is not None:
+        groups_source = getattr(info, "groups_source", "") or "manifest"
+        groups = manifest.groups[sel]
+    elif recover_groups:
+        from alzmri.data.groups import load_or_recover_groups
+
+        res = load_or_recover_groups(index)
+        groups_source = "recovered at evaluation (the manifest records none)"
+        groups = res.group[sel]
+        for w in split_warnings(index.labels, splits, groups=res.group, strategy=info.split_strategy):
+            if w not in warns:
+                warns.append(w)
+    else:
+        groups_source, groups = "", None
+    ci = subject = None
+    if groups is not None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MixedLabelGroupWarning)
+            ci = metrics_with_ci(y_true, probs, groups, n_boot=n_boot, seed=seed)
+            subject = subject_level_metrics(y_true, probs, groups, class_names=info.class_names, n_boot=n_boot, seed=seed)
+        for w in caught:
+            if issubclass(w.category, MixedLabelGroupWarning) and str(w.message) not in warns:
+                warns.append(str(w.message))
+        absent = [c for k, c in enumerate(info.class_names) if not np.any(y_true == k)]
+        if absent:
+            warns.append(
+                f"the {split} split holds no {', '.join(absent)} images: balanced accuracy and ROC-AUC average over "
+                f"the {len(info.class_names) - len(absent)} classes present"
+            )
+    else:
+        warns.append("no subject groups: no confidence intervals and no subject-level metrics")
     result = {
         "run": str(run_dir),
         "model": info.model,
@@ -76,15 +139,26 @@ def evaluate_run(
         "train_time_s": info.train_time_s,
         "peak_memory_mb": info.peak_memory_mb,
         **metrics,
+        "n_subjects": int(len(np.unique(groups))) if groups is not None else None,
+        "groups_source": groups_source,
+        "confidence_intervals": ci,
+        "subject_level": subject,
+        "warnings": warns,
     }
     name = "metrics.json" if split == "test" else f"metrics_{split}.json"
     atomic_write_json(run_dir / name, result)
-    rows = ["path,class,predicted," + ",".join(f"p_{c}" for c in info.class_names)]
-    for i, p in zip(sel, probs):
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "class", *(["group"] if groups is not None else []), "predicted", *(f"p_{c}" for c in info.class_names)])
+    for j, (i, p) in enumerate(zip(sel, probs)):
         rec = index.records[i]
-        rows.append(f"{rec.path},{rec.class_name},{info.class_names[int(np.argmax(p))]}," + ",".join(f"{v:.6f}" for v in p))
+        g = [int(groups[j])] if groups is not None else []
+        w.writerow([rec.path, rec.class_name, *g, info.class_names[int(np.argmax(p))], *(f"{v:.6f}" for v in p)])
     suffix = "" if split == "test" else f"_{split}"
-    atomic_write_text(run_dir / f"predictions{suffix}.csv", "\n".join(rows) + "\n")
+    atomic_write_text(run_dir / f"predictions{suffix}.csv", buf.getvalue())
     plot_confusion_matrix(np.array(metrics["confusion_matrix"]), info.class_names, run_dir / f"confusion_matrix{suffix}.png", title=f"{info.model} - {split} split ({info.split_strategy})")
     plot_roc_curves(y_true, probs, info.class_names, run_dir / f"roc_curves{suffix}.png")
     return result
+
+
+__all__ = ["AGGREGATION_RULE", "N_BOOT", "evaluate_run"]

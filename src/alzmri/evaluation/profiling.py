@@ -42,10 +42,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _custom_flop_formulas() -> dict:
+    """Formulas torch's counter lacks: the CPU flash-attention kernel of
+    ``F.scaled_dot_product_attention`` (used by timm's ViTs and nn.MultiheadAttention)."""
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    return {op: _cpu_sdpa_flops} if op is not None else {}
+
+
 def flops_per_image(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Forward-pass FLOPs of ``model`` for one image.
 
-    The model runs once in eval mode on a batch of one random image, with gradients off.
+    The model runs once in eval mode on a batch of one random image (with autograd on,
+    so that attention layers take their plain, countable path; nothing is updated).
 
     Parameters
     ----------
@@ -69,11 +83,13 @@ def flops_per_image(model: nn.Module, input_shape: Sequence[int]) -> int:
     """
     was_training = model.training
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    x = _input(input_shape, 1, device)
+    # an input that requires grad keeps nn.MultiheadAttention and nn.TransformerEncoderLayer
+    # off their fused inference kernels, which the counter cannot see into
+    x = _input(input_shape, 1, device).requires_grad_(True)
     model.eval()
     try:
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
+        counter = FlopCounterMode(display=False, custom_mapping=_custom_flop_formulas())
+        with torch.enable_grad(), counter:
             model(x)
     finally:
         model.train(was_training)
@@ -202,8 +218,8 @@ def tsne_embedding(features: np.ndarray, *, seed: int = 0, perplexity: float | N
     """Two-dimensional t-SNE embedding of feature vectors (scikit-learn).
 
     Features are standardised (zero mean, unit variance per dimension; constant
-    dimensions are left at 0) and embedded with PCA initialisation and a fixed seed, so
-    the same features give the same picture.
+    dimensions are left at 0) and embedded (Barnes-Hut, PCA initialisation, one thread)
+    with a fixed seed, so the same features give the same picture.
 
     Parameters
     ----------
@@ -224,6 +240,7 @@ def tsne_embedding(features: np.ndarray, *, seed: int = 0, perplexity: float | N
         ``features`` is not 2-D or has fewer than 4 samples.
     """
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
@@ -236,4 +253,7 @@ def tsne_embedding(features: np.ndarray, *, seed: int = 0, perplexity: float | N
     if perplexity is None:
         perplexity = max(1.0, min(30.0, (n - 1) / 3))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed)
-    return tsne.fit_transform(x).astype(np.float64)
+    # one thread: Barnes-Hut's short parallel loops spin-wait and crawl when the CPU is
+    # shared (8 s for 960 points on one core, several times that with contended threads)
+    with threadpool_limits(limits=1):
+        return tsne.fit_transform(x).astype(np.float64)

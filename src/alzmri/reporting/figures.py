@@ -446,9 +446,11 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None
     max_size = max(sizes) or 1.0
     areas = [40.0 + 1200.0 * s / max_size for s in sizes]
     front = pareto_front(ts, ys)
-    colours = [f"C{i % 10}" for i in range(len(pts))]
+    from matplotlib.colors import to_rgba
+
+    colours = [to_rgba(f"C{i % 10}", 0.6) for i in range(len(pts))]
     edge = [(0.0, 0.0, 0.0, 1.0) if i in front else (0.0, 0.0, 0.0, 0.0) for i in range(len(pts))]
-    ax.scatter(ts, ys, s=areas, c=colours, alpha=0.6, edgecolors=edge, linewidths=1.5, zorder=3)
+    ax.scatter(ts, ys, s=areas, c=colours, edgecolors=edge, linewidths=1.5, zorder=3)
     if len(front) > 1:
         fx = [ts[i] for i in front]
         fy = [ys[i] for i in front]

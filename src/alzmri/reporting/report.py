@@ -191,7 +191,7 @@ def _settings(row: Mapping[str, Any]) -> list[tuple[str, str]]:
                      f"batch {row.get('batch_size')}, Adam lr {row.get('lr')}, weight decay {row.get('weight_decay')}, "
                      f"augmentation {'on' if row.get('augment') else 'off'}"),
         ("hardware", f"{row.get('device')}, precision {row.get('precision')}; inference timed on {row.get('inference_device')}"),
-        ("test slices", f"{row.get('n_test')}"),
+        ("test slices", f"{row.get('n_test')}" + (f" from {row['n_test_subjects']} subjects" if row.get("n_test_subjects") else "")),
     ]
     if row.get("note"):
         items.append(("note", str(row["note"])))
@@ -283,6 +283,10 @@ def write_report(
         + (f" (seed {split['seed']})." if split.get("seed") is not None else ".")
     )
     leak = leakage_note(strategy) if split else None
+    rules = sorted({str(r["subject_level"]["aggregation"]) for r in rows
+                    if isinstance(r.get("subject_level"), Mapping) and r["subject_level"].get("aggregation")})
+    if rules:
+        notes = [*notes, "Subject-level scores: " + "; ".join(rules)]
     units = ("Units: size in MB (10^6 bytes of fp32 parameters and buffers); GFLOPs = 10^9 floating-point operations of one "
              "forward pass of one image (a multiply-accumulate counts 2; element-wise operations not counted); training time is "
              "the wall clock of the whole fit loop including validation; peak memory is the training process's peak resident "
