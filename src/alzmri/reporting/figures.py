@@ -301,6 +301,18 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | os.Pa
 # --------------------------------------------------------------------------- ROC
 
 
+def _style_roc_axes(ax, title: str) -> None:
+    """Unit square, equal aspect, axis labels, grid and legend of a ROC plot."""
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+
+
 def roc_curves_figure(y_true: Any, y_prob: Any, class_names: Sequence[str]) -> Figure:
     """Build one-vs-rest ROC curves, one per class, with AUC in the legend.
 
@@ -341,14 +353,7 @@ def roc_curves_figure(y_true: Any, y_prob: Any, class_names: Sequence[str]) -> F
             0.5, 0.6, "ROC undefined: y_true has fewer than 2 classes",
             ha="center", va="center", transform=ax.transAxes,
         )
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate (1 - specificity)")
-    ax.set_ylabel("True positive rate (sensitivity)")
-    ax.set_title("One-vs-rest ROC curves")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    _style_roc_axes(ax, "One-vs-rest ROC curves")
     fig.tight_layout()
     return fig
 
@@ -605,14 +610,7 @@ def roc_comparison_figure(
         label = f"{name} (macro AUC = {auc:.3f})" if auc is not None else name
         ax.plot(np.concatenate([[0.0], grid]), np.concatenate([[0.0], tpr]), linewidth=1.5, label=label)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate (1 - specificity)")
-    ax.set_ylabel("True positive rate (sensitivity)")
-    ax.set_title("Macro-averaged one-vs-rest ROC, all models")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    _style_roc_axes(ax, "Macro-averaged one-vs-rest ROC, all models")
     fig.tight_layout()
     return fig
 
