@@ -147,6 +147,10 @@ def evaluate_run(
     }
     name = "metrics.json" if split == "test" else f"metrics_{split}.json"
     atomic_write_json(run_dir / name, result)
+    if split == "test":
+        from alzmri.reporting.model_card import write_model_card
+
+        write_model_card(run_dir, info, result)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "class", *(["group"] if groups is not None else []), "predicted", *(f"p_{c}" for c in info.class_names)])
