@@ -22,21 +22,27 @@ import torch
 from torch import nn
 
 
-def notebook_augmentation() -> nn.Module:
-    """The notebook's augmentation as one kornia module.
-
-    Input and output: float tensor (batch, channels, H, W) in [0, 1]; random per sample.
-    """
+def _notebook_transforms(p: float) -> nn.Module:
+    """The notebook's kornia transforms; ``p`` is the probability of each one except the
+    vertical flip (always 0.1, as in the notebook)."""
     return K.AugmentationSequential(
-        K.RandomAffine(degrees=5.0, translate=(0.1, 0.1), scale=(0.75, 1.05), p=0.1),
-        K.RandomPerspective(distortion_scale=0.1, p=0.1),
-        K.RandomHorizontalFlip(p=0.1),
+        K.RandomAffine(degrees=5.0, translate=(0.1, 0.1), scale=(0.75, 1.05), p=p),
+        K.RandomPerspective(distortion_scale=0.1, p=p),
+        K.RandomHorizontalFlip(p=p),
         K.RandomVerticalFlip(p=0.1),
-        K.RandomGaussianBlur(kernel_size=(5, 5), sigma=(0.0001, 0.5), p=0.4),
-        K.RandomSharpness(p=0.1),
+        K.RandomGaussianBlur(kernel_size=(5, 5), sigma=(0.0001, 0.5), p=max(p, 0.4)),
+        K.RandomSharpness(p=p),
         data_keys=["input"],
         same_on_batch=False,
     )
+
+
+def notebook_augmentation() -> nn.Module:
+    """The notebook's augmentation as one kornia module (probability 0.1 each, blur 0.4).
+
+    Input and output: float tensor (batch, channels, H, W) in [0, 1]; random per sample.
+    """
+    return _notebook_transforms(0.1)
 
 
 def balance_augmentation() -> nn.Module:
@@ -49,16 +55,7 @@ def balance_augmentation() -> nn.Module:
 
     Input and output: float tensor (batch, channels, H, W) in [0, 1].
     """
-    return K.AugmentationSequential(
-        K.RandomAffine(degrees=5.0, translate=(0.1, 0.1), scale=(0.75, 1.05), p=0.5),
-        K.RandomPerspective(distortion_scale=0.1, p=0.5),
-        K.RandomHorizontalFlip(p=0.5),
-        K.RandomVerticalFlip(p=0.1),
-        K.RandomGaussianBlur(kernel_size=(5, 5), sigma=(0.0001, 0.5), p=0.5),
-        K.RandomSharpness(p=0.5),
-        data_keys=["input"],
-        same_on_batch=False,
-    )
+    return _notebook_transforms(0.5)
 
 
 def balanced_copies(
