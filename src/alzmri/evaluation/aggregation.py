@@ -261,6 +261,29 @@ def _resample_plan(groups: np.ndarray, y_true: np.ndarray, stratify: bool) -> tu
     return strata, members
 
 
+def _bootstrap_replicates(groups: np.ndarray, y_true: np.ndarray, stratify: bool, n_boot: int, seed: int):
+    """``(n_groups, iterator)``: the iterator yields ``n_boot`` slice-index arrays, each
+    one cluster-bootstrap replicate (groups drawn with replacement, within each class
+    stratum when ``stratify``), from ``np.random.default_rng(seed)``."""
+    strata, members = _resample_plan(groups, y_true, stratify)
+    rng = np.random.default_rng(seed)
+
+    def draws():
+        for _ in range(int(n_boot)):
+            drawn = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
+            yield np.concatenate([members[g] for g in drawn])
+
+    return len(members), draws()
+
+
+def _percentile_interval(values: list[float], alpha: float) -> tuple[float, float] | None:
+    """The ``(alpha/2, 1 - alpha/2)`` percentiles of ``values``, or None when empty."""
+    if not values:
+        return None
+    lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
+
+
 def bootstrap_ci(
     metric_fn: Callable[[np.ndarray, np.ndarray], float | None],
     y_true,
@@ -343,18 +366,13 @@ def bootstrap_ci(
     if not (0.0 < float(alpha) < 1.0):
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     estimate = _finite(metric_fn(y_true, y_prob))
-    strata, members = _resample_plan(groups, y_true, stratify)
-    rng = np.random.default_rng(seed)
+    n_groups, replicates = _bootstrap_replicates(groups, y_true, stratify, n_boot, seed)
     values = []
-    for _ in range(int(n_boot)):
-        drawn = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
-        idx = np.concatenate([members[g] for g in drawn])
+    for idx in replicates:
         v = _finite(metric_fn(y_true[idx], y_prob[idx]))
         if v is not None:
             values.append(v)
-    lo = hi = None
-    if values:
-        lo, hi = (float(x) for x in np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
+    lo, hi = _percentile_interval(values, alpha) or (None, None)
     return {
         "estimate": estimate,
         "ci_low": lo,
@@ -362,7 +380,7 @@ def bootstrap_ci(
         "confidence": round(1.0 - float(alpha), 6),
         "n_boot": int(n_boot),
         "n_valid": len(values),
-        "n_groups": len(members),
+        "n_groups": n_groups,
         "resampled": "groups stratified by class" if stratify else "groups",
         "method": "percentile",
     }
@@ -399,13 +417,10 @@ def metrics_with_ci(
     y_true = np.asarray(y_true).astype(np.int64)
     y_prob = np.asarray(y_prob, dtype=np.float64)
     groups = np.asarray(groups)
-    strata, members = _resample_plan(groups, y_true, True)
-    rng = np.random.default_rng(seed)
+    n_groups, replicates = _bootstrap_replicates(groups, y_true, True, n_boot, seed)
     fns = {m: METRIC_FUNCTIONS[m] for m in metrics}
     values: dict[str, list[float]] = {m: [] for m in fns}
-    for _ in range(int(n_boot)):  # one set of replicates shared by all metrics
-        drawn = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
-        idx = np.concatenate([members[g] for g in drawn])
+    for idx in replicates:  # one set of replicates shared by all metrics
         yt, yp = y_true[idx], y_prob[idx]
         for m, fn in fns.items():
             v = _finite(fn(yt, yp))
@@ -415,14 +430,11 @@ def metrics_with_ci(
         "method": f"percentile cluster bootstrap: subjects resampled with replacement within each class, {int(n_boot)} replicates, seed {seed}",
         "n_boot": int(n_boot),
         "confidence": round(1.0 - float(alpha), 6),
-        "n_groups": len(members),
+        "n_groups": n_groups,
     }
     for m, vals in values.items():
-        if vals:
-            lo, hi = np.percentile(vals, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-            out[m] = [round(float(lo), 6), round(float(hi), 6)]
-        else:
-            out[m] = None
+        interval = _percentile_interval(vals, alpha)
+        out[m] = None if interval is None else [round(interval[0], 6), round(interval[1], 6)]
     return out
 
 
