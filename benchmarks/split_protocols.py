@@ -23,7 +23,8 @@ Metrics: balanced accuracy, macro-F1 and macro one-vs-rest ROC-AUC at slice leve
 subject level (mean of slice probabilities per subject), with 95 % percentile bootstrap
 intervals resampling subjects (:mod:`alzmri.evaluation.aggregation`).
 
-Runs whose folder already holds results are reused (so an interrupted benchmark resumes).
+Runs whose folder already holds results are reused, and a started cross-validation keeps its
+finished folds (``--resume``), so an interrupted benchmark resumes.
 Progress goes to stderr; the last line printed is one JSON object with every number.
 """
 
@@ -171,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             cv_dir = args.out / f"subject-cv{args.folds}"
             if not args.no_cnn and not (args.no_train and not (cv_dir / "cv.json").is_file()):
                 if not (cv_dir / "cv.json").is_file():
-                    log(f"(subject-cv) training AltzCNN, {args.folds} folds")
-                    train_cv(load_train_config(out=cv_dir, folds=args.folds, split_strategy="subject", **base), progress=False)
+                    resume = (cv_dir / "config.yaml").is_file()  # a started cross-validation: keep its finished folds
+                    log(f"(subject-cv) training AltzCNN, {args.folds} folds" + (" (resuming)" if resume else ""))
+                    train_cv(load_train_config(out=cv_dir, folds=args.folds, split_strategy="subject", resume=resume, **base), progress=False)
                 cv = json.loads((cv_dir / "cv.json").read_text())
                 pooled = cv["pooled"]
                 entry["altzcnn"] = summary_of(pooled) | {

@@ -210,10 +210,24 @@ def train(
     precision: Optional[str] = typer.Option(None, help="auto (default), 32, bf16-mixed or 16-mixed"),
     in_chans: Optional[int] = typer.Option(None, help="1 (grayscale, default) or 3 (slice copied to RGB)"),
     skip_unreadable: Optional[bool] = typer.Option(None, "--skip-unreadable", help="leave unreadable images out (listed in skipped.csv)"),
+    accelerator: Optional[str] = typer.Option(None, help="auto (default), cpu or gpu"),
+    devices: Optional[int] = typer.Option(None, help="processes (one device each) per node; more than 1 trains with DDP (default 1; docs/scaling.md)"),
+    num_nodes: Optional[int] = typer.Option(None, help="machines (default 1); under torchrun or SLURM as launched"),
+    strategy: Optional[str] = typer.Option(None, help="auto (default: DDP when more than one process) or ddp"),
+    deterministic: Optional[bool] = typer.Option(
+        None, "--deterministic/--no-deterministic", help="deterministic algorithms (default: on for CPU, off on GPU; docs/reliability.md)"
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue the run folder --out from its last complete checkpoint, with its saved settings and split"
+    ),
     config: Optional[Path] = typer.Option(None, help="YAML config file; command-line options override it"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
 ) -> None:
-    """Train a model and evaluate it on the test split; writes a run folder."""
+    """Train a model and evaluate it on the test split; writes a run folder.
+
+    Ctrl-C stops with one line naming the kept checkpoint and exit code 130; continue with
+    `alzmri train --out RUN --resume`.
+    """
     from alzmri.config import load_train_config
     from alzmri.training.cv import train_cv
     from alzmri.training.train import train as train_run
@@ -237,6 +251,12 @@ def train(
         precision=precision,
         in_chans=in_chans,
         skip_unreadable=skip_unreadable,
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        deterministic=deterministic,
+        resume=resume or None,
     )
     if cfg.folds is not None:
         folder = train_cv(cfg, progress=progress)
@@ -246,6 +266,10 @@ def train(
         out.print(f"written: {cv_file}")
         return
     run = train_run(cfg, progress=progress)
+    from alzmri.training.distributed import is_global_zero
+
+    if not is_global_zero():
+        return  # DDP: ranks other than 0 print and write nothing
     out.print(f"run folder: {run}")
     metrics_file = run / "metrics.json"
     if metrics_file.is_file():
@@ -318,13 +342,22 @@ def evaluate(
     data: Optional[Path] = typer.Option(None, help="dataset folder (default: the run's)"),
     split: str = typer.Option("test", help="test, val or train"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+    accelerator: str = typer.Option("auto", help="auto, cpu or gpu"),
+    devices: int = typer.Option(1, help="processes predicting in parallel per node (DDP); metrics equal one process's"),
+    num_nodes: int = typer.Option(1, help="machines"),
+    strategy: str = typer.Option("auto", help="auto or ddp"),
 ) -> None:
     """Score a run on its test split: metrics.json, confusion matrix and ROC PNGs."""
     from alzmri.evaluation.evaluate import evaluate_run
+    from alzmri.training.distributed import ProcessLayout
 
     if split not in ("test", "val", "train"):
         raise AlzmriError(f"--split must be test, val or train; got {split!r}")
-    m = evaluate_run(run, data=data, split=split)
+    layout = ProcessLayout(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+    layout.trainer_kwargs()  # checks the values
+    m = evaluate_run(run, data=data, split=split, layout=layout)
+    if m is None:
+        return  # DDP: ranks other than 0 print and write nothing
     if as_json:
         print(json.dumps(m, indent=2))
     else:
@@ -340,19 +373,33 @@ def predict(
     cam: Optional[Path] = typer.Option(None, "--cam", help="write a Grad-CAM overlay PNG per input into this folder"),
     n_central: Optional[int] = typer.Option(None, "--n-central", help="central slices averaged per volume (default 32)"),
 ) -> None:
-    """Class probabilities for each image or volume (calibrated when the run has calibration.json)."""
+    """Class probabilities for each image or volume (calibrated when the run has calibration.json).
+
+    A 2D image that does not look like a brain MRI slice (colour, no dark frame or
+    background: docs/inference.md) is flagged: MRI-like "NO", one warning line, and
+    `looks_like_mri`, `input_check`, `warning` in --json.
+    """
     from alzmri.inference.predict import predict_files
+    from alzmri.utils.console import print_warning
 
     results = predict_files(run, images, n_central=n_central, cam_dir=cam)
     if as_json:
         print(json.dumps(results, indent=2))
+        for r in results:
+            if r.get("warning"):
+                print_warning(r["warning"])
         return
     names = list(results[0]["probabilities"]) if results else []
-    t = Table("input", "predicted", *names, *(["explained (CAM)"] if cam else []))
+    checked = any("looks_like_mri" in r for r in results)  # 2D inputs: the slice check's verdict as a column
+    t = Table("input", "predicted", *names, *(["MRI-like"] if checked else []), *(["explained (CAM)"] if cam else []))
     for r in results:
         what = r["path"] + (f" (volume, mean of slices {r['central_slices'][0]}-{r['central_slices'][1] - 1})" if r.get("kind") == "volume" else "")
-        t.add_row(what, r["predicted_class"], *(f"{r['probabilities'][c]:.3f}" for c in names), *([r["explained_class"]] if cam else []))
+        mri_like = [{True: "yes", False: "NO"}.get(r.get("looks_like_mri"), "-")] if checked else []
+        t.add_row(what, r["predicted_class"], *(f"{r['probabilities'][c]:.3f}" for c in names), *mri_like, *([r["explained_class"]] if cam else []))
     out.print(t)
+    for r in results:
+        if r.get("warning"):
+            print_warning(r["warning"])
     if cam:
         out.print(f"Grad-CAM overlays written to {cam}")
 
@@ -391,6 +438,21 @@ def calibrate_cmd(
     out.print(f"written: {run / 'calibration.json'}, {run / 'reliability_diagram.png'}")
 
 
+@app.command("serve")
+def serve_cmd(
+    run: Path = typer.Argument(..., help="run folder"),
+    host: str = typer.Option("127.0.0.1", help="interface to bind (default: this machine only; the service has no authentication)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    backend: Optional[str] = typer.Option(None, help="torch or onnx (default: alzmri.serve.DEFAULT_BACKEND, torch)"),
+    micro_batch: Optional[bool] = typer.Option(None, "--micro-batch/--no-micro-batch", help="share forward passes between concurrent requests (default: alzmri.serve.DEFAULT_MICRO_BATCH, off)"),
+    max_request_mb: float = typer.Option(20.0, "--max-request-mb", help="largest request body in MB (10^6 bytes)"),
+) -> None:
+    """Serve a run: JSON API (POST /predict, GET /health, /docs) and a page at / (Grad-CAM, probabilities)."""
+    from alzmri.serve import serve
+
+    serve(run, host=host, port=port, backend=backend, micro_batch=micro_batch, max_request_bytes=int(max_request_mb * 1_000_000))
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List registered models and their defaults."""
@@ -410,6 +472,10 @@ def compare_cmd(
     data: Optional[Path] = typer.Option(None, help="dataset folder (overrides the file's data)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="comparison folder (overrides the file's out)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bars while training"),
+    accelerator: Optional[str] = typer.Option(None, help="every row: auto, cpu or gpu (default: the file's, else auto)"),
+    devices: Optional[int] = typer.Option(None, help="every row: processes per node, DDP when more than 1 (default: the file's, else 1)"),
+    num_nodes: Optional[int] = typer.Option(None, help="every row: machines (default: the file's, else 1)"),
+    strategy: Optional[str] = typer.Option(None, help="every row: auto or ddp (default: the file's, else auto)"),
 ) -> None:
     """Train and evaluate every model of a config on one shared split; write report.md and report.html.
 
@@ -418,7 +484,9 @@ def compare_cmd(
     from alzmri.comparison import compare, load_compare_config
     from alzmri.reporting.report import format_table
 
-    cfg = load_compare_config(config, data=data, out=out_dir)
+    cfg = load_compare_config(config, data=data, out=out_dir).with_train_settings(
+        accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy
+    )
     folder = compare(cfg, progress=progress, echo=lambda line: out.print(line, markup=False, highlight=False))
     headers, cells = format_table(json.loads((folder / "comparison.json").read_text())["rows"])
     # one column per model, one row per measure: readable in 80 columns
@@ -443,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, standalone_mode=True)
     except AlzmriError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+        return getattr(exc, "exit_code", 2)  # 2, or 130/143 for an interrupted run (RunInterrupted)
     except KeyboardInterrupt:
         err.print("error: interrupted", markup=False)
         return 130

@@ -47,9 +47,16 @@ class TrainConfig(BaseModel):
     )
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
     accelerator: str = "auto"
+    devices: int = Field(1, ge=1, description="processes (one device each) per node; more than 1 trains with DDP (docs/scaling.md)")
+    num_nodes: int = Field(1, ge=1, description="machines; devices x num_nodes processes in all")
+    strategy: Literal["auto", "ddp"] = Field("auto", description="Lightning strategy: auto (DDP when more than one process) or ddp")
     num_workers: int = Field(0, ge=0)
     skip_unreadable: bool = Field(False, description="leave unreadable images out (listed in the run) instead of stopping")
     evaluate: bool = Field(True, description="evaluate on the test split after training")
+    deterministic: bool | None = Field(
+        None, description="deterministic algorithms: default on for CPU, off on GPU; true on a GPU is best effort (docs/reliability.md)"
+    )
+    resume: bool = Field(False, description="continue the run folder `out` from its last complete checkpoint, same settings and split")
 
     @field_validator("split_strategy")
     @classmethod
@@ -68,10 +75,19 @@ class TrainConfig(BaseModel):
         return v
 
 
+#: Spellings of other tools' configs, for the "did you mean" hint of an unknown key.
+KEY_ALIASES = {
+    "learning_rate": "lr", "max_epochs": "epochs", "num_epochs": "epochs", "n_epochs": "epochs",
+    "img_size": "image_size", "input_size": "image_size", "arch": "model", "model_name": "model",
+    "data_dir": "data", "dataset": "data", "output": "out", "out_dir": "out", "output_dir": "out",
+}
+
+
 def _format_error(err: dict[str, Any], source: str, fields: list[str]) -> str:
     loc = ".".join(str(x) for x in err.get("loc", ()))
     if err.get("type") == "extra_forbidden":
-        close = difflib.get_close_matches(loc, fields, n=1)
+        alias = KEY_ALIASES.get(loc)
+        close = [alias] if alias in fields else difflib.get_close_matches(loc, fields, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(fields)})"
         return f"{source}: unknown key {loc!r}{hint}"
     value = err.get("input")

@@ -19,7 +19,10 @@ def main(request: str, result: str) -> int:
     from alzmri.training.train import train
     from alzmri.utils.io import atomic_write_json
 
+    from alzmri.training.distributed import is_global_zero
+
     req = json.loads(Path(request).read_text(encoding="utf-8"))
+    # with --devices N, Lightning re-runs this worker for ranks 1..N-1: they report failures only
     try:
         run = train(TrainConfig(**req["config"]), progress=bool(req.get("progress", True)))
     except AlzmriError as exc:
@@ -28,7 +31,8 @@ def main(request: str, result: str) -> int:
     except Exception as exc:
         atomic_write_json(result, {"ok": False, "kind": type(exc).__name__, "message": f"{exc}\n{traceback.format_exc()}"})
         return 1
-    atomic_write_json(result, {"ok": True, "run": str(run)})
+    if is_global_zero():
+        atomic_write_json(result, {"ok": True, "run": str(run)})
     return 0
 
 

@@ -59,7 +59,9 @@ TABLE_KEYS = (
 SUMMARY_VERSION = 1
 _METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_weighted_kappa", "roc_auc_ovr_macro")
 # TrainConfig fields that do not change what a row learns (or are set by the comparison)
-_NOT_TRAINING = {"data", "out", "split", "evaluate", "accelerator", "num_workers", "groups", "folds", "skip_unreadable"}
+# (the process layout too: more devices change the hardware, not the row's settings; docs/scaling.md)
+_NOT_TRAINING = {"data", "out", "split", "evaluate", "accelerator", "num_workers", "groups", "folds", "skip_unreadable",
+                 "devices", "num_nodes", "strategy"}
 
 
 def _say(echo: Callable[[str], None] | None, msg: str) -> None:
@@ -192,6 +194,10 @@ def _train_row(cfg: TrainConfig, *, progress: bool, isolate: bool) -> Path:
     """
     if not isolate:
         from alzmri.training.train import train
+
+        if cfg.devices * cfg.num_nodes > 1:
+            # Lightning's launcher re-runs the calling script per rank: only the worker process is safe
+            raise AlzmriError(f"{cfg.out}: training with {cfg.devices * cfg.num_nodes} processes needs isolate=True (a worker process per row)")
 
         return train(cfg, progress=progress)
     with tempfile.TemporaryDirectory(prefix="alzmri-row-") as tmp:

@@ -42,7 +42,7 @@ __all__ = ["CompareConfig", "ModelEntry", "load_compare_config"]
 
 #: Keys a row must not set: the shared split (top level) and what the comparison decides.
 SPLIT_KEYS = ("data", "split", "split_strategy", "groups", "fractions")
-ROW_FORBIDDEN = (*SPLIT_KEYS, "out", "evaluate", "folds")
+ROW_FORBIDDEN = (*SPLIT_KEYS, "out", "evaluate", "folds", "resume")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
 
 
@@ -125,6 +125,17 @@ class CompareConfig(BaseModel):
         """``OUT/runs/<name>``, a row's run folder."""
         return Path(self.out) / "runs" / name
 
+    def with_train_settings(self, **values: Any) -> "CompareConfig":
+        """A copy in which every row trains with ``values`` (TrainConfig fields, e.g. the
+        command line's ``devices``, ``num_nodes``, ``strategy``, ``accelerator``): they are
+        set in ``defaults`` and removed from the rows, so they win over the file. None
+        values are ignored; the result is validated by :meth:`train_configs`."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            return self
+        rows = [ModelEntry(**{k: v for k, v in m.model_dump().items() if k not in values}) for m in self.models]
+        return self.model_copy(update={"defaults": {**self.defaults, **values}, "models": rows})
+
     def train_configs(self, source: str = "comparison config") -> list[tuple[ModelEntry, TrainConfig]]:
         """One :class:`TrainConfig` per row: library defaults < ``defaults`` < the row.
 
@@ -166,6 +177,8 @@ def _forbidden_hint(key: str) -> str:
         return f"{key!r} belongs at the top level of the comparison (every row shares one split)"
     if key == "folds":
         return "'folds' (cross-validation) is not available in a comparison; each row is one run on the shared split"
+    if key == "resume":
+        return "'resume' is not a row setting: running the same comparison again resumes it"
     return f"{key!r} is set by the comparison (each row's run folder is OUT/runs/<name>, always evaluated)"
 
 

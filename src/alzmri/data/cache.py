@@ -54,6 +54,42 @@ class CachedImages:
     hit: bool = False
 
 
+def write_skipped_report(path: str | os.PathLike, skipped: list[tuple[str, str]], root: str | os.PathLike, total: int) -> Path:
+    """List images left out as unreadable in a CSV and say so in one console line.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV to write (atomically), columns ``path`` (relative to ``root``) and ``reason``.
+    skipped : list of (relative path, reason)
+        :attr:`CachedImages.unreadable`; must not be empty.
+    root : path-like
+        Dataset folder, for the message.
+    total : int
+        Images found in the dataset, for the message.
+
+    Returns
+    -------
+    Path
+        The written CSV. One line ``warning: skipped N unreadable image(s) of TOTAL in
+        ROOT (first: PATH: REASON); all listed in CSV`` goes to stderr.
+    """
+    import csv
+    import io
+
+    from alzmri.utils.console import print_warning
+    from alzmri.utils.io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "reason"])
+    w.writerows(skipped)
+    out = atomic_write_text(path, buf.getvalue())
+    first, why = skipped[0]
+    print_warning(f"skipped {len(skipped)} unreadable image(s) of {total} in {root} (first: {first}: {why}); all listed in {out}")
+    return out
+
+
 def cache_key(index: DatasetIndex, image_size: int) -> str:
     """Hex key of the cached array for ``index`` decoded at ``image_size`` pixels."""
     spec = {

@@ -119,12 +119,24 @@ class DatasetIndex:
 
 
 def hash_files(paths: list[Path], *, workers: int = 4) -> list[str]:
-    """SHA-256 hex digests of the given files' bytes, in order."""
+    """SHA-256 hex digests of the given files' bytes, in order.
+
+    A broken or looping symbolic link gets the digest of its name instead (the decoder
+    reports it as unreadable, so it never enters a split).
+
+    Raises
+    ------
+    AlzmriError
+        A file that exists but cannot be read (permissions).
+    """
 
     def _one(p: Path) -> str:
         try:
             return hashlib.sha256(p.read_bytes()).hexdigest()
         except OSError as exc:
+            if p.is_symlink() and not p.exists():
+                # a broken or looping link: the decoder lists it as unreadable; this digest names it alone
+                return hashlib.sha256(f"unreadable symbolic link {p.name}".encode()).hexdigest()
             raise AlzmriError(f"{p}: cannot read file ({exc.strerror or exc}); check permissions or remove it") from None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -138,10 +150,42 @@ def _visible_dirs(folder: Path) -> list[Path]:
     )
 
 
+def _inside(path: str, folder: str) -> bool:
+    """True when the real path ``path`` is ``folder`` or lies below it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_folder_link(link: Path, folder: Path, root: Path) -> None:
+    """Refuse a symbolic link to a folder that would count images twice or under another class.
+
+    A link to the class folder itself or into it is harmless (each real folder is visited
+    once); a link to one of its ancestors (a loop: the dataset root, say) or into another
+    part of the dataset would put other classes' images into this class.
+    """
+    real, real_folder, real_root = os.path.realpath(link), os.path.realpath(folder), os.path.realpath(root)
+    if _inside(real, real_folder):
+        return
+    cls = CLASS_NAMES[class_index(folder.name)] if class_index(folder.name) is not None else folder.name
+    if _inside(real_folder, real):
+        raise AlzmriError(
+            f"{link}: symbolic link to {real}, which holds the class folder itself (a loop that would count "
+            f"other classes' images as {cls}); remove the link"
+        )
+    if _inside(real, real_root):
+        raise AlzmriError(
+            f"{link}: symbolic link to {real}, another part of the dataset (its images would be counted twice, "
+            f"once as {cls}); remove the link or copy the images into the right class folder"
+        )
+
+
 def _collect_class_folder(folder: Path, root: Path) -> tuple[list[str], list[str]]:
     """Image paths (relative to root) under ``folder`` and the non-image files found there.
 
-    Follows symbolic links but visits each real folder once, so a symlink loop ends.
+    Follows symbolic links but visits each real folder once, so a link back into the
+    class folder ends; a link to an ancestor (a loop through the dataset) or into another
+    class folder raises :class:`AlzmriError`. A broken or looping symbolic link with an
+    image name is kept as an image, so that decoding reports it as unreadable (never
+    silently dropped).
     """
     images: list[str] = []
     non_images: list[str] = []
@@ -161,12 +205,18 @@ def _collect_class_folder(folder: Path, root: Path) -> tuple[list[str], list[str
             if e.name.startswith(".") or e.name.lower() in JUNK_FILES:
                 continue
             p = Path(e.path)
-            if e.is_dir():
+            try:
+                is_dir, is_file = e.is_dir(), e.is_file()
+            except OSError:  # a symbolic link loop (ELOOP) or an entry that cannot be examined
+                is_dir = is_file = False
+            if is_dir:
+                if e.is_symlink():
+                    _check_folder_link(p, folder, root)
                 stack.append(p)
-            elif e.is_file():
+            elif is_file or e.is_symlink():  # a broken or looping link is reported by the decoder
                 rel = p.relative_to(root).as_posix()
                 (images if p.suffix.lower() in IMAGE_EXTENSIONS else non_images).append(rel)
-            # broken symlinks and other entries are neither
+            # sockets, FIFOs and devices are neither
     return images, non_images
 
 
@@ -215,7 +265,9 @@ def discover(root: str | os.PathLike, *, allow_non_images: bool = False) -> Data
     AlzmriError
         The folder is missing or not a folder; no layout is recognised; a class folder
         name is unknown or two folders mean the same class; a class folder holds no
-        images; a class folder holds non-image files; no images at all.
+        images; a class folder holds non-image files; no images at all; a symbolic link
+        in a class folder loops back to one of its ancestors or into another part of the
+        dataset.
     """
     root = Path(root).expanduser()
     if not root.exists():

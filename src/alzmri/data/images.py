@@ -59,10 +59,13 @@ def decode_image(path: str | Path, image_size: int | None) -> np.ndarray:
     Raises
     ------
     UnreadableImageError
-        The file is empty, truncated, not an image, larger than :data:`MAX_PIXELS`, or
-        smaller than 8 x 8 pixels.
+        The file is empty, truncated, not an image, a broken or looping symbolic link,
+        larger than :data:`MAX_PIXELS` (a decompression bomb: refused from the header,
+        before decoding), or smaller than 8 x 8 pixels.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise UnreadableImageError("broken or looping symbolic link (it leads to no file)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -16,9 +16,9 @@ from alzmri.data.images import UnreadableImageError, decode_image
 def _probe(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None]:
     """(size, mode, error) of one file; decodes it fully to find truncation."""
     try:
+        decode_image(path, None)  # first: its reasons are the clearest (broken link, bomb, truncation)
         with Image.open(path) as img:
             size, mode = img.size, img.mode
-        decode_image(path, None)
         return size, mode, None
     except UnreadableImageError as exc:
         return None, None, str(exc)

@@ -150,7 +150,7 @@ def _load_nifti(path: Path):
         data = np.asanyarray(img.dataobj)  # reads (and decompresses) everything: truncation shows here
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError, nib.filebasedimages.ImageFileError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AlzmriError(f"{path}: unreadable or truncated NIfTI file ({msg[:160]})") from None
+        raise AlzmriError(f"{path}: unreadable or truncated NIfTI file ({msg[:160]}); pass a complete .nii/.nii.gz file (copy or download it again)") from None
     return nib.Nifti1Image(np.asarray(data, dtype=np.float32), img.affine)
 
 
@@ -176,11 +176,11 @@ def _load_dicom(path: Path):
             ds = pydicom.dcmread(str(f), force=single)
         except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
             if single:
-                raise AlzmriError(f"{f}: not a readable DICOM file ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
+                raise AlzmriError(f"{f}: not a readable DICOM file ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); pass a DICOM image file, a .nii/.nii.gz volume or a JPEG/PNG slice") from None
             continue
         if "PixelData" not in ds:
             if single:
-                raise AlzmriError(f"{f}: DICOM file without pixel data (a report or directory record, not an image)")
+                raise AlzmriError(f"{f}: DICOM file without pixel data (a report or directory record, not an image); pass a DICOM image file or a folder of one DICOM series")
             no_pixels += 1
             continue
         series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)

@@ -18,6 +18,7 @@ from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarni
 from alzmri.evaluation.metrics import classification_metrics
 from alzmri.inference.predict import predict_proba
 from alzmri.runs import RunInfo, load_model
+from alzmri.training.distributed import node_cache_lock
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 #: Bootstrap replicates for the confidence intervals in metrics.json.
@@ -34,7 +35,8 @@ def evaluate_run(
     n_boot: int = N_BOOT,
     seed: int = 0,
     recover_groups: bool = True,
-) -> dict:
+    layout=None,
+) -> dict | None:
     """Score a run's best model on one split of its manifest and write the artifacts.
 
     Writes ``metrics.json`` (``metrics_<split>.json`` for other splits), ``predictions.csv``
@@ -66,11 +68,16 @@ def evaluate_run(
         For a manifest without a ``group`` column (runs made before groups existed),
         recover the groups from the images (:func:`alzmri.data.groups.load_or_recover_groups`,
         cached); False: report slice-level metrics only.
+    layout : alzmri.training.distributed.ProcessLayout, optional
+        Predict with several processes (Lightning DDP, ``alzmri evaluate --devices N``):
+        every process calls this function; the probabilities are gathered into slice
+        order (:func:`alzmri.evaluation.distributed.distributed_predict_proba`) and only
+        global rank 0 computes and writes the metrics, equal to a one-process evaluation.
 
     Returns
     -------
-    dict
-        The metrics written to ``metrics.json``: run facts (``model``, ``split``,
+    dict or None
+        None on the ranks other than 0 of a multi-process ``layout``; else the metrics written to ``metrics.json``: run facts (``model``, ``split``,
         ``split_strategy``, ...), the slice-level metrics, ``n_subjects``, ``groups_source``,
         ``confidence_intervals`` and ``subject_level`` (None without groups), ``warnings``.
 
@@ -88,12 +95,19 @@ def evaluate_run(
     manifest = load_manifest(run_dir / "manifest.csv", index)
     splits = manifest.splits
     if images is None:
-        cached = load_images(index, info.image_size)
-        images = cached.images
+        with node_cache_lock():  # several processes on a node: one decodes, the others read its cache
+            images = load_images(index, info.image_size).images
     sel = np.flatnonzero(splits == split)
     if len(sel) == 0:
         raise AlzmriError(f"{run_dir}: the {split} split of this run is empty; nothing to evaluate")
-    probs = predict_proba(model, info, images[sel])
+    if layout is not None and layout.parallel:
+        from alzmri.evaluation.distributed import distributed_predict_proba
+
+        probs = distributed_predict_proba(model, info, images[sel], layout)
+        if probs is None:
+            return None  # not rank 0: rank 0 scores and writes
+    else:
+        probs = predict_proba(model, info, images[sel])
     y_true = index.labels[sel]
     metrics = classification_metrics(y_true, probs, class_names=info.class_names)
     warns = list(getattr(info, "warnings", []) or [])

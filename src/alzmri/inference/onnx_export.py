@@ -193,11 +193,14 @@ class OnnxPredictor:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise AlzmriError(f"{self.path}: not a readable ONNX model ({first[:200]})") from None
+            raise AlzmriError(f"{self.path}: not a readable ONNX model ({first[:120]}); export it again with `alzmri export RUN --onnx FILE`") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
             raise AlzmriError(f"{self.path}: no alzmri metadata in this ONNX file; export it with `alzmri export RUN --onnx FILE`")
-        meta = json.loads(raw)
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            raise AlzmriError(f"{self.path}: its alzmri metadata is not valid JSON; export it again with `alzmri export RUN --onnx FILE`") from None
         self.meta = meta
         self.model = str(meta.get("model", ""))
         self.image_size = int(meta["image_size"])

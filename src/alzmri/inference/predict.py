@@ -63,8 +63,36 @@ def load_image_files(paths: list[str | Path], image_size: int) -> np.ndarray:
         try:
             arrays.append(decode_image(p, image_size))
         except UnreadableImageError as exc:
-            raise AlzmriError(f"{p}: {exc}; pass a JPEG or PNG slice") from None
+            raise AlzmriError(f"{p}: {exc}; replace it with a readable JPEG or PNG slice, or pass a NIfTI or DICOM volume") from None
     return np.stack(arrays) if arrays else np.zeros((0, image_size, image_size), np.uint8)
+
+
+def input_check(path: str | Path, result: dict) -> dict:
+    """Fields that say whether a 2D input looks like a brain MRI slice (:mod:`alzmri.data.slice_check`).
+
+    Parameters
+    ----------
+    path : path-like
+        The image file (already decoded once, so readable).
+    result : dict
+        Its prediction (``predicted_class``, ``confidence``), quoted in the warning.
+
+    Returns
+    -------
+    dict
+        ``looks_like_mri`` (bool), ``input_check`` (the rule's measures and reasons) and,
+        when the check fails, ``warning``: one line naming the file and why.
+    """
+    from alzmri.data.slice_check import check_slice_file
+
+    chk = check_slice_file(path)
+    out = {"looks_like_mri": chk.looks_like_mri, "input_check": chk.as_dict()}
+    if not chk.looks_like_mri:
+        out["warning"] = (
+            f"{path} does not look like a brain MRI slice ({'; '.join(chk.reasons)}); its prediction "
+            f"({result['predicted_class']}, probability {result['confidence']:.2f}) is not meaningful"
+        )
+    return out
 
 
 def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: int | None = None, cam_dir: str | Path | None = None) -> list[dict]:
@@ -93,7 +121,9 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
     -------
     list of dict
         Per input: ``path``, ``predicted_class``, ``confidence`` (max probability) and
-        ``probabilities`` (class name -> float). A volume adds ``kind`` ("volume"),
+        ``probabilities`` (class name -> float). A 2D image adds ``looks_like_mri``,
+        ``input_check`` and, when it does not look like an MRI slice, ``warning`` (see
+        :func:`input_check`; the rule is in :mod:`alzmri.data.slice_check`). A volume adds ``kind`` ("volume"),
         ``n_slices``, ``central_slices`` ([first, last + 1] in inferior-to-superior
         canonical order), ``aggregation`` and ``slices`` (per slice: ``index``,
         ``brain``, ``central``, ``predicted_class``, ``probabilities``); its
@@ -137,6 +167,7 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
         images = load_image_files([paths[i] for i in flat], image_size)
         for i, row, img in zip(flat, proba(images), images):
             results[i] = summary(paths[i], row)
+            results[i].update(input_check(paths[i], results[i]))
             cam_images.append(img), cam_names.append(Path(paths[i]).name), cam_slots.append(i)
             cam_originals.append(decode_image(paths[i], None) if cam_dir is not None else img)
     for i, p in enumerate(paths):

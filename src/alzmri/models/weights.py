@@ -317,7 +317,9 @@ def read_state_file(path: str | Path) -> dict[str, Tensor]:
     Raises
     ------
     AlzmriError
-        Missing file, or not a readable state dict.
+        Missing file, or not a readable state dict; a ``torch.save`` file holding any
+        pickled object other than tensors and plain containers is refused (torch's
+        ``weights_only=True`` unpickler never constructs it, so no code in it runs).
     """
     p = Path(path)
     if not p.is_file():
@@ -330,6 +332,18 @@ def read_state_file(path: str | Path) -> dict[str, Tensor]:
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and safetensors errors
+        text = str(exc)
+        with open(p, "rb") as f:
+            head = f.read(4)
+        pickled = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch.save zip, or a bare pickle
+        if pickled and "Weights only load failed" in text:  # torch's restricted unpickler met a forbidden object
+            what = re.search(r"(?:unsupported GLOBAL|Unsupported global:)\s*(?:GLOBAL\s*)?([\w.]+)", text)
+            found = f" ({what.group(1)})" if what else ""
+            raise AlzmriError(
+                f"{p}: refused: the file holds pickled Python objects other than tensors{found}, which could run code "
+                "when loaded; alzmri reads only state dicts of tensors (torch.load weights_only=True) or .safetensors - "
+                "get the weights as .safetensors or from a source you trust"
+            ) from None
         raise AlzmriError(f"{p}: not a readable weights file ({type(exc).__name__}); save a state dict with torch.save or safetensors") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):

@@ -80,25 +80,31 @@ class SliceClassifier(L.LightningModule):
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log("train_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # sync_dist: under DDP the epoch value is the mean over all ranks (one reduction per epoch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log("train_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self._val_preds.append(logits.argmax(1).detach().cpu())
         self._val_true.append(y.detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_true:
-            return
-        y = torch.cat(self._val_true).numpy()
-        p = torch.cat(self._val_preds).numpy()
+        from alzmri.training.distributed import all_gather_uneven
+
+        empty = torch.zeros(0, dtype=torch.long)
+        y = torch.cat(self._val_true) if self._val_true else empty
+        p = torch.cat(self._val_preds) if self._val_preds else empty
         self._val_preds.clear()
         self._val_true.clear()
+        # under DDP: every rank's predictions (unpadded shards), so all ranks log the same value
+        y, p = all_gather_uneven(self, y).cpu().numpy(), all_gather_uneven(self, p).cpu().numpy()
+        if len(y) == 0:
+            return
         self.log("val_accuracy", float(np.mean(y == p)), prog_bar=True)
         self.log("val_balanced_accuracy", float(balanced_accuracy_score(y, p)), prog_bar=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import resource
@@ -13,13 +12,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 
 from alzmri import __version__
 from alzmri.config import TrainConfig, dump_config
 from alzmri.data.augment import balanced_copies, notebook_augmentation
-from alzmri.data.cache import CachedImages, load_images
+from alzmri.data.cache import CachedImages, load_images, write_skipped_report
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
@@ -29,7 +27,24 @@ from alzmri.data.splits import make_split, split_warnings
 from alzmri.errors import AlzmriError
 from alzmri.models import create_model, get_spec
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
+from alzmri.training.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
 from alzmri.training.module import SliceClassifier
+from alzmri.training.reliability import (
+    AtomicCheckpointIO,
+    ResumePlan,
+    RunCheckpoint,
+    RunState,
+    check_checkpoint,
+    check_manifest,
+    describe_last_checkpoint,
+    hook_callbacks,
+    interruptions,
+    manifest_bytes,
+    plan_resume,
+    remove_stray_temp_files,
+    sha256_hex,
+    write_history,
+)
 from alzmri.utils.console import print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -66,6 +81,22 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
 
 
+def resolve_deterministic(deterministic: bool | None, accelerator: str) -> bool | str:
+    """Lightning's ``deterministic`` for a run (docs/reliability.md, "Determinism").
+
+    ``None`` (default): ``True`` on CPU, ``False`` on a CUDA GPU (speed). ``True``: ``True``
+    on CPU, ``"warn"`` on a GPU (``torch.use_deterministic_algorithms(True,
+    warn_only=True)``, cuDNN deterministic, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``; operations
+    without a deterministic CUDA kernel warn instead of failing). ``False``: ``False``.
+    """
+    gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    if deterministic is None:
+        return not gpu
+    if not deterministic:
+        return False
+    return "warn" if gpu else True
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU has AMX-BF16 or AVX512-BF16 instructions (Linux /proc/cpuinfo)."""
     if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
@@ -84,29 +115,17 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
-class _FitTimer(Callback):
-    """Wall-clock seconds of the fit loop (training and validation, no setup)."""
-
-    def __init__(self) -> None:
-        self.start = 0.0
-        self.seconds = 0.0
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self.start = time.perf_counter()
-
-    def on_fit_end(self, trainer, pl_module) -> None:
-        self.seconds = time.perf_counter() - self.start
-
-
 class _NonFiniteLossStop(Callback):
     """Stop with a clear message when the training loss becomes NaN or infinite."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not torch.isfinite(loss).all():
+            where = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback is not None else None
+            kept = describe_last_checkpoint(where, trainer.max_epochs) if where else "no checkpoint is written"
             raise AlzmriError(
-                f"training loss became {loss.item()} at epoch {trainer.current_epoch + 1}, step {batch_idx + 1}; "
-                "lower --lr or check the data (the last good checkpoint is kept)"
+                f"training loss became {loss.item()} at epoch {trainer.current_epoch + 1}, step {batch_idx + 1} "
+                f"(global step {trainer.global_step}); training stopped, {kept}; lower --lr or check the data"
             )
 
 
@@ -219,39 +238,30 @@ def _check_split(splits: np.ndarray, labels: np.ndarray, where: str) -> dict[str
         raise AlzmriError(f"{where}: the split has {counts['train']} training and {counts['val']} validation images; both need at least one")
     train_classes = np.unique(labels[splits == "train"])
     if len(train_classes) < 2:
-        raise AlzmriError(f"{where}: the training split holds a single class ({CLASS_NAMES[train_classes[0]]}); a classifier needs at least two")
+        raise AlzmriError(f"{where}: the training split holds a single class ({CLASS_NAMES[train_classes[0]]}); a classifier needs at least two: add a class folder with images of another class")
     return counts
 
 
-def read_history(csv_path: Path) -> list[dict]:
-    """Merge Lightning's CSV log (train and val rows) into one dict per epoch."""
-    by_epoch: dict[int, dict] = {}
-    if not csv_path.is_file():
-        return []
-    with csv_path.open() as f:
-        for row in csv.DictReader(f):
-            if not row.get("epoch"):
-                continue
-            ep = int(float(row["epoch"]))
-            d = by_epoch.setdefault(ep, {"epoch": ep + 1})
-            for k, v in row.items():
-                if k in ("epoch", "step") or v in ("", None):
-                    continue
-                d[k] = float(v)
-    return [by_epoch[k] for k in sorted(by_epoch)]
-
-
 def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed",
+                 "lightning.pytorch.trainer.connectors.signal_connector"):  # "Received SIGTERM": RunInterrupted says it
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # a resumed run continues in its own checkpoints/ folder
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # the module's on_after_batch_transfer is the intended hook (the DataModule has none)
     warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 
 
 def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
-    """Train ``cfg.model`` on ``cfg.data`` and write a run folder.
+    """Train ``cfg.model`` on ``cfg.data`` and write a run folder, or continue one (``cfg.resume``).
+
+    Every file of the run folder is written atomically; ``checkpoints/last.ckpt`` holds
+    the state after the last complete epoch. With ``cfg.resume`` the run folder
+    ``cfg.out`` is continued from that checkpoint with its saved settings and split
+    (:func:`alzmri.training.reliability.plan_resume`); on CPU the result equals an
+    uninterrupted run's (docs/reliability.md).
 
     Parameters
     ----------
@@ -269,15 +279,36 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     ------
     AlzmriError
         Bad data, manifest or config; an existing non-empty output folder; a non-finite
-        loss. Every input is checked before the run folder is created, so a failed start
-        leaves earlier runs untouched.
+        loss (naming the epoch and step; the last complete checkpoint is kept); with
+        ``resume``: a folder never started or already finished, a setting that differs
+        from the saved one, a split that no longer matches ``manifest.csv``. Every input
+        is checked before the run folder is created, so a failed start leaves earlier
+        runs untouched.
+    RunInterrupted
+        Ctrl-C (SIGINT) or SIGTERM: the message names the kept checkpoint and the resume
+        command (an :class:`AlzmriError` with exit code 130 or 143).
     """
+    plan = None
+    if cfg.resume:
+        plan = plan_resume(cfg)
+        cfg = plan.cfg
+    elif cfg.out is None:
+        cfg = cfg.model_copy(update={"out": Path("runs") / f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"})
+    with interruptions(cfg.out, cfg.epochs):
+        return _train(cfg, progress=progress, resume=plan)
+
+
+def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Path:
+    """The body of :func:`train`; ``resume`` is the checked plan of a resumed run."""
     _quiet_lightning()
     data_dir = resolve_data_dir(cfg.data)
     spec = get_spec(cfg.model)
     image_size = cfg.image_size or spec.image_size
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # under DDP every process runs this function; only global rank 0 writes (training/distributed.py)
+    layout = ProcessLayout.from_config(cfg)
+    ranks = resolve_ranks(layout)
+    if resume is None and ranks.is_global_zero and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AlzmriError(f"{out}: run folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
 
     if cfg.folds is not None:
@@ -285,15 +316,16 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
 
     index = discover(data_dir)
     manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
-    cached = load_checked_images(cfg, index, image_size)
+    with node_cache_lock():  # several processes on a node: one decodes, the others read its cache
+        cached = load_checked_images(cfg, index, image_size)
+        groups, groups_source = resolve_groups(index, groups_file=cfg.groups, manifest=manifest)
     skipped = cached.unreadable
-    groups, groups_source = resolve_groups(index, groups_file=cfg.groups, manifest=manifest)
     splits, strategy = _prepare_split(cfg, index, manifest, groups)
     splits = np.where(cached.readable, splits, "")
     counts = _check_split(splits, index.labels, str(index.root))
     source = None if manifest is not None else [r.source_split for r in index.records]
     warns = split_warnings(index.labels, splits, groups=groups, strategy=strategy, source_split=source)
-    for w in warns:
+    for w in warns if ranks.is_global_zero else ():
         print_warning(w)
     images, labels, fit_splits = cached.images, index.labels, splits
     augmented: dict[str, int] = {}
@@ -310,13 +342,23 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     except TypeError as exc:
         raise AlzmriError(f"model_kwargs {cfg.model_kwargs} do not fit model {cfg.model!r} ({exc})") from None
 
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = cfg.model_copy(update={"data": index.root, "out": out.resolve(), "image_size": image_size})
-    atomic_write_text(out / "config.yaml", dump_config(resolved))
-    write_manifest(out / "manifest.csv", index, splits, groups=groups, strategy=strategy)
-    atomic_write_json(out / "environment.json", environment())
-    if skipped:
-        atomic_write_text(out / "skipped.csv", "path,reason\n" + "".join(f"{p},{r.replace(',', ';')}\n" for p, r in skipped))
+    expected_manifest = manifest_bytes(index, splits, groups=groups, strategy=strategy)
+    if resume is not None:  # the same split, or one clear error
+        check_manifest(out / "manifest.csv", expected_manifest, index.root)
+        if resume.checkpoint is not None:
+            check_checkpoint(resume.checkpoint, sha256_hex(expected_manifest))
+        if ranks.is_global_zero:
+            remove_stray_temp_files(out)  # half-written files of the killed process
+    elif ranks.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        # absolute paths, so that --resume from another working directory finds them
+        paths = {k: Path(v).resolve() for k in ("split", "groups") if (v := getattr(cfg, k)) is not None}
+        resolved = cfg.model_copy(update={"data": index.root, "out": out.resolve(), "image_size": image_size, "resume": False, **paths})
+        atomic_write_text(out / "config.yaml", dump_config(resolved))
+        write_manifest(out / "manifest.csv", index, splits, groups=groups, strategy=strategy)
+        atomic_write_json(out / "environment.json", environment())
+        if skipped:
+            write_skipped_report(out / "skipped.csv", skipped, index.root, len(index))  # CSV + one console line
 
     precision = resolve_precision(cfg.precision, cfg.accelerator)
     module = SliceClassifier(
@@ -329,7 +371,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         augment=notebook_augmentation() if cfg.augment else None,
     )
     dm = SliceDataModule(images, labels, fit_splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
-    ckpt = ModelCheckpoint(
+    ckpt = RunCheckpoint(
         dirpath=out / "checkpoints",
         filename="best",
         monitor="val_balanced_accuracy",
@@ -337,33 +379,34 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         save_last=True,
         enable_version_counter=False,
     )
-    timer = _FitTimer()
-    callbacks: list[Callback] = [ckpt, timer, _NonFiniteLossStop()]
+    run_state = RunState(out, sha256_hex(expected_manifest))  # history, fit time, RNG: saved in every checkpoint
+    callbacks: list[Callback] = [ckpt, run_state, _NonFiniteLossStop(), *hook_callbacks()]
     if progress:
         callbacks.append(RichProgressBar(leave=True))
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
-        accelerator=cfg.accelerator,
-        devices=1,
+        **layout.trainer_kwargs(),
         precision=precision,
-        logger=CSVLogger(save_dir=out, name="logs", version=""),
+        logger=False,  # history.csv comes from RunState (continued, not duplicated, on resume)
+        plugins=[AtomicCheckpointIO()],
         callbacks=callbacks,
         enable_progress_bar=progress,
         enable_model_summary=False,
-        deterministic=not torch.cuda.is_available(),
+        deterministic=resolve_deterministic(cfg.deterministic, cfg.accelerator),
         num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, math.ceil(int((fit_splits == "train").sum()) / cfg.batch_size))),
+        log_every_n_steps=max(1, min(50, math.ceil(int((fit_splits == "train").sum()) / (cfg.batch_size * ranks.world_size)))),
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer.fit(module, datamodule=dm)
+    with rank_failures(ranks, out / "checkpoints"):
+        trainer.fit(module, datamodule=dm, ckpt_path=resume.checkpoint if resume is not None else None, weights_only=True)
+    if not trainer.is_global_zero:
+        return out  # the other ranks are done: rank 0 writes the run's files
     device = str(module.device)
 
-    history = read_history(out / "logs" / "metrics.csv")
+    history = run_state.rows
     if history:
-        keys = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy"]
-        lines = [",".join(keys)] + [",".join("" if h.get(k) is None else f"{h[k]:.6g}" for k in keys) for h in history]
-        atomic_write_text(out / "history.csv", "\n".join(lines) + "\n")
+        write_history(out / "history.csv", history)
 
     # best validation epoch's weights -> safetensors (no pickle in what others load)
     best_epoch = None
@@ -396,7 +439,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         parameters=total,
         trainable_parameters=trainable,
         size_mb=round(model_size_mb(model), 3),
-        train_time_s=round(timer.seconds, 2),
+        train_time_s=round(run_state.seconds, 2),
         peak_memory_mb=round(peak_memory_mb(device), 1),
         best_epoch=best_epoch,
         epochs_run=trainer.current_epoch,
