@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from alzmri.errors import AlzmriError
 
@@ -391,7 +391,9 @@ def predict(
         return
     names = list(results[0]["probabilities"]) if results else []
     checked = any("looks_like_mri" in r for r in results)  # 2D inputs: the slice check's verdict as a column
-    t = Table("input", "predicted", *names, *(["MRI-like"] if checked else []), *(["explained (CAM)"] if cam else []))
+    headers = ["predicted", *names, *(["MRI-like"] if checked else []), *(["explained (CAM)"] if cam else [])]
+    # in a narrow terminal the input path folds; the headers and values stay whole
+    t = Table(Column("input", overflow="fold"), *(Column(h, no_wrap=True, min_width=len(h)) for h in headers))
     for r in results:
         what = r["path"] + (f" (volume, mean of slices {r['central_slices'][0]}-{r['central_slices'][1] - 1})" if r.get("kind") == "volume" else "")
         mri_like = [{True: "yes", False: "NO"}.get(r.get("looks_like_mri"), "-")] if checked else []
