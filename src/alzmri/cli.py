@@ -391,14 +391,20 @@ def predict(
         return
     names = list(results[0]["probabilities"]) if results else []
     checked = any("looks_like_mri" in r for r in results)  # 2D inputs: the slice check's verdict as a column
-    headers = ["predicted", *names, *(["MRI-like"] if checked else []), *(["explained (CAM)"] if cam else [])]
-    # in a narrow terminal the input path folds; the headers and values stay whole
-    t = Table(Column("input", overflow="fold"), *(Column(h, no_wrap=True, min_width=len(h)) for h in headers))
+    # In a narrow terminal the input path and the headers fold; class names and probabilities
+    # are never cut. Piped output (not a terminal) is not squeezed to 80 columns.
+    t = Table(
+        Column("input", overflow="fold", min_width=10),
+        Column("predicted", no_wrap=True, min_width=max([len(r["predicted_class"]) for r in results] + [9])),
+        *(Column(c, overflow="fold", justify="right", min_width=5) for c in names),
+        *([Column("MRI-like", overflow="fold", min_width=3)] if checked else []),
+        *([Column("explained (CAM)", overflow="fold", min_width=8)] if cam else []),
+    )
     for r in results:
         what = r["path"] + (f" (volume, mean of slices {r['central_slices'][0]}-{r['central_slices'][1] - 1})" if r.get("kind") == "volume" else "")
         mri_like = [{True: "yes", False: "NO"}.get(r.get("looks_like_mri"), "-")] if checked else []
         t.add_row(what, r["predicted_class"], *(f"{r['probabilities'][c]:.3f}" for c in names), *mri_like, *([r["explained_class"]] if cam else []))
-    out.print(t)
+    (out if out.is_terminal else Console(width=400)).print(t)
     for r in results:
         if r.get("warning"):
             print_warning(r["warning"])
