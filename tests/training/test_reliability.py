@@ -330,3 +330,15 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert renames == [(renames[0][0], ckpt)] and renames[0][0].parent == ckpt.parent and renames[0][0].name.startswith(".last.ckpt.")
     assert torch.equal(_load(ckpt)["state_dict"]["w"], torch.arange(6.0))
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would_give(tmp_path):
+    """mkstemp makes 0600 files; results written atomically follow the umask like open() does."""
+    old = os.umask(0o027)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        atomic = atomic_write_chunks(tmp_path / "atomic.txt", [b"x"])
+    finally:
+        os.umask(old)
+    assert (atomic.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777) == 0o640

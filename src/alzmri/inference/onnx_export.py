@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.errors import AlzmriError
-from alzmri.utils.io import atomic_write_bytes
+from alzmri.utils.io import atomic_write_bytes, match_umask
 
 #: Key of the preprocessing metadata in the ONNX ``metadata_props``.
 METADATA_KEY = "alzmri"
@@ -124,6 +124,7 @@ def export_onnx(run_dir: str | Path, path: str | Path, *, opset: int = OPSET) ->
     x = torch.zeros(2, info.in_chans, info.image_size, info.image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".export.onnx")
+    match_umask(fd)
     os.close(fd)
     try:
         common = dict(input_names=["input"], output_names=["logits"], opset_version=opset)

@@ -10,6 +10,26 @@ from pathlib import Path
 from typing import Any
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def match_umask(fd: int) -> None:
+    """Give a file made by :func:`tempfile.mkstemp` (mode 0600) the mode a plain ``open``
+    would have (0666 minus the umask), so results stay readable to the user's group."""
+    os.fchmod(fd, 0o666 & ~_current_umask())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
     return atomic_write_chunks(path, (data,))
@@ -26,6 +46,7 @@ def atomic_write_chunks(path: str | os.PathLike, chunks: Iterable[bytes]) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        match_umask(fd)
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
