@@ -79,6 +79,32 @@ def machine() -> dict:
     }
 
 
+_STEP_CLOCK = time.perf_counter
+
+
+def step_clock() -> float:
+    """The clock that times training steps: wall time (default) or, after
+    :func:`use_cpu_clock`, this process's CPU time."""
+    return _STEP_CLOCK()
+
+
+def clock_name() -> str:
+    """``"cpu"`` after :func:`use_cpu_clock`, else ``"wall"``."""
+    return "cpu" if _STEP_CLOCK is time.process_time else "wall"
+
+
+def use_cpu_clock() -> None:
+    """Time training steps by process CPU time (``time.process_time``) with one torch thread.
+
+    CPU time does not count the time the process waits for a core, so ratios stay
+    meaningful on a machine that other jobs load; with one thread it is the work of the
+    step (more threads would add their spin-waiting). Sets ``torch.set_num_threads(1)``.
+    """
+    global _STEP_CLOCK
+    torch.set_num_threads(1)
+    _STEP_CLOCK = time.process_time
+
+
 def matmul_peak_flops(dtype: torch.dtype, *, sizes: tuple[int, ...] = (1024, 2048), repeats: int = 5) -> float:
     """Measured matmul peak of this machine in FLOP/s: the best of ``repeats`` products
     ``torch.matmul(a, b)`` of square ``n x n`` matrices of ``dtype``, over ``sizes``.

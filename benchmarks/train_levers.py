@@ -2,8 +2,8 @@
 
 Run from the repository root (about 5 minutes on a quiet 2-core CPU)::
 
-    .venv/bin/python benchmarks/train_levers.py                     # every lever but compile
-    .venv/bin/python benchmarks/train_levers.py --levers compile    # torch.compile alone
+    .venv/bin/python benchmarks/train_levers.py                     # every lever but threads and compile
+    .venv/bin/python benchmarks/train_levers.py --levers threads,compile
     .venv/bin/python benchmarks/train_levers.py --steps 6 --rounds 3 --model mobilenet_v2   # longer, another model
 
 Every lever is measured on the same cached training images (stratified split of
@@ -12,11 +12,14 @@ the variants alternating over ``--rounds`` rounds with the order rotated every r
 the figure kept is the median images/s over rounds of the steps after ``--warmup``
 untimed ones. Levers (names for ``--levers``):
 
+``defaults``   alzmri's pipeline with ``SliceClassifier``'s defaults (on a CPU: channels-last
+               and fused Adam) against the same with both off (alzmri before this change).
 ``lightning``  the Lightning ``Trainer`` as ``alzmri train`` runs it (the ``SliceClassifier``
                step with its defaults) against a plain loop over the same DataModule,
-               ``prepare_batch``, model, loss and Adam: Lightning's per-step overhead.
-``layout``     channels-last (NHWC) model and input against the default NCHW, plain loop.
-``adam``       Adam's fused CPU kernel (``fused=True``) against the default ``foreach``.
+               ``prepare_batch``, model, loss and Adam with the same layout and optimiser:
+               Lightning's per-step overhead.
+``layout``     channels-last (NHWC) model and input against NCHW, plain loop, foreach Adam.
+``adam``       Adam's fused kernel (``fused=True``) against ``foreach``, plain loop, NCHW.
 ``deterministic``  ``Trainer(deterministic=True)`` (alzmri's CPU default) against False.
 ``threads``    intra-op threads 1 and all cores, inter-op threads 1, and OpenMP's passive
                wait policy (``OMP_WAIT_POLICY=PASSIVE``: idle threads sleep instead of
@@ -53,9 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench  # noqa: E402
 from train_throughput import load_split, run_alzmri  # noqa: E402
 
-LEVERS = ("lightning", "layout", "adam", "deterministic", "threads", "batch", "compile", "profile")
-#: Measured by default; ``compile`` (a minute or more of compilation) only when named.
-DEFAULT_LEVERS = tuple(x for x in LEVERS if x != "compile")
+LEVERS = ("defaults", "lightning", "layout", "adam", "deterministic", "threads", "batch", "compile", "profile")
+#: Measured by default (about 5 minutes); ``threads`` (fresh subprocesses) and ``compile``
+#: (a minute or more of compilation) only when named.
+DEFAULT_LEVERS = tuple(x for x in LEVERS if x not in ("threads", "compile"))
 
 
 def plain_loop(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, *, model: str = "altzcnn", image_size: int = 64,
@@ -81,31 +85,31 @@ def plain_loop(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, *, mo
     opt = torch.optim.Adam(net.parameters(), lr=lr, fused=True if fused else None)
     loader = SliceDataModule(images, labels, splits, batch_size=batch_size, seed=seed).train_dataloader()
     clock: list[tuple[float, int]] = []
-    t_first = time.perf_counter()
+    t_first = _bench.step_clock()
     prof_ctx = tprofile(activities=[ProfilerActivity.CPU]) if profile else contextlib.nullcontext()
     phases = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     with prof_ctx as prof:
         while len(clock) < warmup + steps:
             it = iter(loader)
             while len(clock) < warmup + steps:
-                t0 = time.perf_counter()
+                t0 = _bench.step_clock()
                 with record_function("data"):
                     try:
                         x, y = next(it)
                     except StopIteration:
                         break
                     x = prepare_batch(x, mean=spec.mean, std=spec.std, in_chans=1).contiguous(memory_format=fmt)
-                t1 = time.perf_counter()
+                t1 = _bench.step_clock()
                 with record_function("forward"):
                     opt.zero_grad(set_to_none=True)
                     loss = F.cross_entropy(step_net(x), y)
-                t2 = time.perf_counter()
+                t2 = _bench.step_clock()
                 with record_function("backward"):
                     loss.backward()
-                t3 = time.perf_counter()
+                t3 = _bench.step_clock()
                 with record_function("optimizer"):
                     opt.step()
-                t4 = time.perf_counter()
+                t4 = _bench.step_clock()
                 if len(clock) >= warmup:
                     for k, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                         phases[k] += dt
@@ -150,7 +154,8 @@ def measure_levers(data: Path, *, levers=LEVERS, model: str = "altzcnn", image_s
     """Measure each lever of ``levers`` against its baseline in this run (see the module notes)."""
     out: dict = {"benchmark": "train_levers", "machine": _bench.machine()}
     out["settings"] = dict(data=str(data), model=model, image_size=image_size, batch_size=batch_size, lr=lr, steps=steps,
-                           warmup=warmup, rounds=rounds, seed=seed, levers=list(levers))
+                           warmup=warmup, rounds=rounds, seed=seed, levers=list(levers),
+                           clock=_bench.clock_name(), threads=torch.get_num_threads())
     with tempfile.TemporaryDirectory(prefix="alzmri-bench-cache-") as tmp:
         cache_dir = Path(cache_dir) if cache_dir is not None else Path(tmp)
         out["levers"] = _measure(data, cache_dir, levers=levers, model=model, image_size=image_size, batch_size=batch_size, lr=lr, steps=steps,
@@ -164,11 +169,19 @@ def _measure(data: Path, cache_dir: Path, *, levers, model, image_size, batch_si
     common = dict(model=model, image_size=image_size, lr=lr, warmup=warmup, seed=seed)
     plain = lambda **kw: (lambda: plain_loop(im, lab, spl, batch_size=batch_size, steps=steps, **common, **kw))  # noqa: E731
     res: dict = {}
+    if "defaults" in levers:
+        _bench.log("lever: SliceClassifier defaults (channels-last, fused Adam) vs both off")
+        res["defaults"] = _alternate({
+            "both_off": lambda: run_alzmri(im, lab, spl, model, image_size, batch_size=batch_size, lr=lr, steps=steps, warmup=warmup, seed=seed,
+                                           module_kwargs={"channels_last": False, "fused_adam": False}),
+            "defaults": lambda: run_alzmri(im, lab, spl, model, image_size, batch_size=batch_size, lr=lr, steps=steps, warmup=warmup, seed=seed),
+        }, rounds)
     if "lightning" in levers:
         _bench.log("lever: Lightning Trainer vs plain loop")
+        on_cpu = not torch.cuda.is_available()
         res["lightning"] = _alternate({
             "lightning": lambda: run_alzmri(im, lab, spl, model, image_size, batch_size=batch_size, lr=lr, steps=steps, warmup=warmup, seed=seed),
-            "plain": plain(),
+            "plain": plain(channels_last=on_cpu, fused=True),
         }, rounds)
     if "layout" in levers:
         _bench.log("lever: channels-last")
@@ -240,12 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=None, help="alzmri cache folder (default: a temporary one)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--interop", type=int, default=0, help="torch.set_num_interop_threads (0: torch's default)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time steps by wall clock, or by process CPU time with one thread (ratios robust to other jobs' load)")
     p.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one plain-loop run (the threads lever's subprocess)
     a = p.parse_args(argv)
     if a.interop:
         torch.set_num_interop_threads(a.interop)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.clock == "cpu":
+        _bench.use_cpu_clock()
     if a.single:
         d = load_split(a.data, a.image_size, seed=a.seed, cache_dir=a.cache_dir)
         r = plain_loop(d["images"], d["labels"], d["splits"], model=a.model, image_size=a.image_size, batch_size=a.batch_size, lr=a.lr, steps=a.steps,

@@ -182,6 +182,10 @@ def _negative_lr_option(c: Ctx):
     return c.train("--lr", "-1")
 
 
+def _gpu_accelerator_without_gpu(c: Ctx):
+    return c.train("--accelerator", "gpu")
+
+
 def _manifest_other_dataset(c: Ctx):
     from alzmri.data.discovery import discover
     from alzmri.data.manifest import write_manifest
@@ -298,6 +302,9 @@ CATALOGUE = [
     Case("predict-dicom-without-pixel-data", _predict_dicom_without_pixels, r"header_only\.dcm: DICOM file without pixel data.*; pass a DICOM image file"),
     Case("predict-onnx-not-onnx", _predict_not_onnx, r"model\.onnx: not a readable ONNX model.*; export it again"),
 ]
+if not __import__("torch").cuda.is_available():  # on a machine with a GPU this is not an error
+    CATALOGUE.append(Case("accelerator-gpu-without-gpu", _gpu_accelerator_without_gpu,
+                          r"cannot run accelerator='gpu' devices=1 .*No supported gpu backend found.*; change --accelerator"))
 
 
 @pytest.fixture

@@ -349,12 +349,12 @@ def evaluate(
 ) -> None:
     """Score a run on its test split: metrics.json, confusion matrix and ROC PNGs."""
     from alzmri.evaluation.evaluate import evaluate_run
-    from alzmri.training.distributed import ProcessLayout
+    from alzmri.training.distributed import ProcessLayout, resolve_ranks
 
     if split not in ("test", "val", "train"):
         raise AlzmriError(f"--split must be test, val or train; got {split!r}")
     layout = ProcessLayout(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
-    layout.trainer_kwargs()  # checks the values
+    resolve_ranks(layout)  # checks the values, and that the accelerator exists here (one line, nothing written)
     m = evaluate_run(run, data=data, split=split, layout=layout)
     if m is None:
         return  # DDP: ranks other than 0 print and write nothing
@@ -453,7 +453,7 @@ def serve_cmd(
     port: int = typer.Option(8000, help="TCP port"),
     backend: Optional[str] = typer.Option(None, help="torch or onnx (default: alzmri.serve.DEFAULT_BACKEND, torch)"),
     micro_batch: Optional[bool] = typer.Option(None, "--micro-batch/--no-micro-batch", help="share forward passes between concurrent requests (default: alzmri.serve.DEFAULT_MICRO_BATCH, off)"),
-    max_request_mb: float = typer.Option(20.0, "--max-request-mb", help="largest request body in MB (10^6 bytes)"),
+    max_request_mb: float = typer.Option(20.0, "--max-request-mb", min=0.001, help="largest request body in MB (10^6 bytes)"),
 ) -> None:
     """Serve a run: JSON API (POST /predict, GET /health, /docs) and a page at / (Grad-CAM, probabilities)."""
     from alzmri.serve import serve

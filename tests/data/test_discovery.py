@@ -107,3 +107,11 @@ def test_content_hash_changes_with_one_byte(tmp_path, data_6400):
     data[-3] ^= 0xFF
     f.write_bytes(bytes(data))
     assert discover(d).content_hash() != h1
+
+
+def test_a_lone_unknown_folder_is_named_in_the_error(tmp_path, data_6400):
+    src = sorted((data_6400 / "Mild_Demented").glob("*.jpg"))[0]
+    (tmp_path / "wrapper" / "Foo").mkdir(parents=True)
+    shutil.copy(src, tmp_path / "wrapper" / "Foo" / "a.jpg")
+    with pytest.raises(AlzmriError, match=r"no class folders found \(the only folder, 'wrapper/Foo', is not a class name\)"):
+        discover(tmp_path)

@@ -286,8 +286,10 @@ def discover(root: str | os.PathLike, *, allow_non_images: bool = False) -> Data
         else:
             break
     if not dirs:
+        # a lone folder that is not a class name was taken as a wrapper: name it
+        unknown = f" (the only folder, '{base.relative_to(root).as_posix()}', is not a class name)" if base != root else ""
         raise AlzmriError(
-            f"{root}: no class folders found; expected DATA/<class>/*.jpg or DATA/train/<class>/*.jpg "
+            f"{root}: no class folders found{unknown}; expected DATA/<class>/*.jpg or DATA/train/<class>/*.jpg "
             f"with classes {', '.join(CLASS_NAMES)}"
         )
 

@@ -211,6 +211,8 @@ def resolve_ranks(layout: ProcessLayout) -> Ranks:
     warnings.filterwarnings("ignore", message=r".*self\.log\('val_(balanced_)?accuracy'.*sync_dist=True.*")
     if not layout.parallel:
         layout.trainer_kwargs()  # checks the values
+        if layout.accelerator not in ("auto", "cpu"):
+            _probe_trainer(layout)  # e.g. --accelerator gpu without a GPU: one line, before anything is written
         return Ranks()
     trainer = _probe_trainer(layout)
     return Ranks(
