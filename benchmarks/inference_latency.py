@@ -19,7 +19,8 @@ offers, from uint8 slices to probabilities, preprocessing and softmax included:
 Inputs are real slices of ``--data`` decoded at ``--image-size`` (the first image of every
 ``len/64``-th file). Timing: ``--warmup`` untimed calls, then ``--repeats`` timed calls per
 batch size, the two paths interleaved call by call; ms per image is the median call time
-divided by the batch size. The model-only time (``model(x)`` against ``session.run`` on
+divided by the batch size. ``--clock cpu`` (for a machine that other jobs load) runs both
+with one thread and times calls by this process's CPU time. The model-only time (``model(x)`` against ``session.run`` on
 the same float input) is reported beside it.
 
 The last line printed is one JSON object with every number.
@@ -72,16 +73,16 @@ def real_slices(data: Path, image_size: int, n: int = 64) -> np.ndarray:
 
 
 def _interleaved(fns: dict, warmup: int, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function, the functions called in turn."""
+    """Median seconds per call of each function (by :func:`_bench.step_clock`), the functions called in turn."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = _bench.step_clock()
             f()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(_bench.step_clock() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -106,7 +107,8 @@ def measure_latency(data: Path, *, models=MODELS, image_size: int = 64, batch_si
 
     out["machine"]["onnxruntime"] = ort.__version__
     out["settings"] = dict(data=str(data), models=list(models), image_size=image_size, batch_sizes=list(batch_sizes), warmup=warmup,
-                           repeats=repeats, weights="random (seed 0)", torch_threads=torch.get_num_threads())
+                           repeats=repeats, weights="random (seed 0)", torch_threads=torch.get_num_threads(), clock=_bench.clock_name(),
+                           onnx_threads=1 if _bench.clock_name() == "cpu" else "onnxruntime default")
     slices = real_slices(data, image_size, max(batch_sizes))
     rows: dict = {}
     with tempfile.TemporaryDirectory(prefix="alzmri-bench-onnx-", dir=work_dir) as tmp:
@@ -116,7 +118,7 @@ def measure_latency(data: Path, *, models=MODELS, image_size: int = 64, batch_si
             onnx_path = export_onnx(run, Path(tmp) / f"{m}.onnx")
             export_s = time.perf_counter() - t0
             net, info = load_model(run)
-            pred = OnnxPredictor(onnx_path)
+            pred = OnnxPredictor(onnx_path, threads=1 if _bench.clock_name() == "cpu" else None)
             row = {"export_s": export_s, "onnx_mb": onnx_path.stat().st_size / 1e6}
             for b in batch_sizes:
                 x8 = slices[:b]
@@ -155,9 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default; onnxruntime keeps its own)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: one thread for torch and onnxruntime, calls timed by process CPU time (robust to other jobs' load)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.clock == "cpu":
+        _bench.use_cpu_clock()
     res = measure_latency(a.data, models=[m for m in a.models.split(",") if m], image_size=a.image_size,
                           batch_sizes=[int(b) for b in a.batch_sizes.split(",")], warmup=a.warmup, repeats=a.repeats)
     _bench.emit(_bench.round_floats(res))

@@ -39,6 +39,19 @@ def test_training_flops_are_three_forward_passes_less_the_first_input_gradient()
         assert train_throughput.train_flops_per_image("altzcnn", ch, 32) == 3 * fwd - conv1_input_grad
 
 
+def test_training_flops_count_a_grouped_convolution_once():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)  # depthwise, as in MobileNetV2
+    x = torch.rand(2, 8, 16, 16, requires_grad=True)
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: train_throughput._conv_backward_flops})
+    with counter:
+        conv(x).sum().backward()
+    macs = 2 * 8 * 16 * 16 * 9  # batch x channels x positions x one 3x3 filter each
+    assert counter.get_total_flops() == 3 * 2 * macs  # forward, input gradient, weight gradient
+
+
 def test_matmul_peak_and_machine():
     import torch
 
@@ -89,10 +102,11 @@ def test_train_accuracy_mode_uses_one_split(small_data, tmp_path):
 
 
 def test_train_levers_report_ratios_and_profile(small_data):
-    res = train_levers.measure_levers(small_data, levers=("lightning", "layout", "profile"), image_size=32, batch_size=8, steps=1, warmup=1, rounds=1)
+    res = train_levers.measure_levers(small_data, levers=("defaults", "lightning", "layout", "profile"), image_size=32, batch_size=8, steps=1, warmup=1, rounds=1)
     lev = res["levers"]
     _positive(lev["lightning"]["images_per_s"], ["lightning", "plain"])
     assert lev["layout"]["ratio_to_nchw"]["nchw"] == 1.0
+    _positive(lev["defaults"]["images_per_s"], ["nchw", "defaults"])
     shares = lev["profile"]["phase_share"]
     assert set(shares) == {"data", "forward", "backward", "optimizer"}
     assert all(v > 0 for v in shares.values()) and sum(shares.values()) <= 1.0 + 1e-6

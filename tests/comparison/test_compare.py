@@ -124,11 +124,35 @@ def test_second_run_resumes_without_retraining(comparison):
     assert (out / "report.html").is_file()
 
 
+def test_interrupted_row_resumes_from_its_last_checkpoint(comparison, tmp_path):
+    src, config, _ = comparison
+    out = tmp_path / "out"
+    shutil.copytree(src, out)
+    row = out / "runs" / "altz-b"
+    want = json.loads((row / "metrics.json").read_text())
+    history = (row / "history.csv").read_text()
+    for name in ("metrics.json", "run.json", "history.csv", "summary.json"):  # as if killed before evaluation
+        (row / name).unlink()
+    cfg = load_compare_config(config, out=out)
+    lines: list[str] = []
+    compare(cfg, progress=False, isolate=True, echo=lines.append)
+    assert any("altz-b" in line and "resuming from" in line for line in lines)
+    assert not list((out / "runs").glob("altz-b.*"))  # nothing moved aside
+    got = json.loads((row / "metrics.json").read_text())
+    # the last checkpoint is the final epoch: the same weights give the same test metrics
+    assert got["balanced_accuracy"] == pytest.approx(want["balanced_accuracy"], abs=1e-9)
+    assert got["train_time_s"] >= 0.5 * want["train_time_s"]  # the fit time before the stop is kept
+    assert (row / "history.csv").read_text() == history  # continued, not duplicated
+    rows = json.loads((out / "comparison.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == list(ROWS)
+
+
 def test_unfinished_row_is_moved_aside_and_retrained(comparison, tmp_path):
     src, config, _ = comparison
     out = tmp_path / "out"
     shutil.copytree(src, out)
     (out / "runs" / "altz-b" / "metrics.json").unlink()  # as if stopped before evaluation
+    shutil.rmtree(out / "runs" / "altz-b" / "checkpoints")  # and before its first checkpoint
     kept = (out / "runs" / "altz-a" / "model.safetensors").stat().st_mtime_ns
     cfg = load_compare_config(config, out=out)
     lines: list[str] = []
@@ -136,6 +160,7 @@ def test_unfinished_row_is_moved_aside_and_retrained(comparison, tmp_path):
     compare(cfg, progress=False, isolate=True, echo=lines.append)
     aside = sorted((out / "runs").glob("altz-b.incomplete-*"))
     assert len(aside) == 1 and (aside[0] / "model.safetensors").is_file() and not (aside[0] / "metrics.json").exists()
+    assert any("altz-b" in line and "moved aside" in line for line in lines)
     assert (out / "runs" / "altz-b" / "metrics.json").is_file()
     assert (out / "runs" / "altz-a" / "model.safetensors").stat().st_mtime_ns == kept
     assert any("moved aside" in line for line in lines)

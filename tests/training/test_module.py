@@ -1,4 +1,4 @@
-"""SliceClassifier's performance defaults: channels-last layout and fused Adam on CPUs."""
+"""SliceClassifier's performance default: channels-last layout on CPUs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from alzmri.training.module import SliceClassifier
 
 
 def _fit(**kwargs) -> tuple[nn.Module, L.Trainer, SliceClassifier]:
+    """AltzCNN trained 2 epochs (4 steps) on 16 random 32 x 32 slices, validated on 8."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(24, 32, 32), dtype=np.uint8)
     labels = np.arange(24) % 4
@@ -30,15 +31,14 @@ def _conv_weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1]
 
 
-def test_cpu_defaults_are_channels_last_and_fused_adam_and_agree_with_both_off():
-    fast, trainer, module = _fit()
+def test_cpu_default_is_channels_last_and_trains_as_nchw_does():
+    fast, _, module = _fit()
     assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in _conv_weights(fast))
-    assert trainer.optimizers[0].defaults["fused"] is True
     assert module._memory_format is torch.channels_last
 
-    plain, trainer, _ = _fit(channels_last=False, fused_adam=False)
+    plain, _, module = _fit(channels_last=False)
     assert all(w.is_contiguous() for w in _conv_weights(plain))
-    assert not trainer.optimizers[0].defaults["fused"]
+    assert module._memory_format is torch.contiguous_format
     # 4 Adam steps from the same start: the same training up to floating-point rounding, which
     # Adam's normalised step enlarges only where a gradient is near zero; so every tensor's
     # difference is under 5 % of how far training moved it (measured: at most 0.6 %)

@@ -7,14 +7,16 @@ The comparison folder ``OUT`` holds::
     manifest.csv          the one split every row uses
     runs/<name>/          one run folder per row (alzmri train), plus summary.json,
                           tsne.csv and tsne.png
-    runs/<name>.incomplete-<time>/   an unfinished row, moved aside before retraining
+    runs/<name>.incomplete-<time>/   an unfinished row that could not be resumed, moved aside
     figures/              every PNG of the report
     comparison.json, table.csv       all rows' table values
     report.md, report.html           the report (the HTML is self-contained)
 
 Running the same config again resumes: a row whose folder holds ``metrics.json`` and
-``run.json`` and whose training settings are unchanged is not retrained; any other
-existing row folder is moved aside (never deleted) and the row is trained again.
+``run.json`` and whose training settings are unchanged is not retrained; an interrupted
+row (unchanged settings and a ``checkpoints/last.ckpt``) continues from its last
+complete epoch, as ``alzmri train --resume`` does; any other existing row folder is
+moved aside (never deleted) and the row is trained again.
 """
 
 from __future__ import annotations
@@ -105,17 +107,22 @@ def row_state(row_dir: str | Path, cfg: TrainConfig) -> str:
 
     Returns
     -------
-    {"new", "finished", "incomplete", "changed"}
+    {"new", "finished", "interrupted", "incomplete", "changed"}
         ``new``: no folder; ``finished``: ``metrics.json`` and ``run.json`` exist and
-        the saved training settings equal ``cfg``'s; ``incomplete``: a folder without
-        both files (an interrupted or failed run); ``changed``: finished, but with other
-        settings.
+        the saved training settings equal ``cfg``'s; ``interrupted``: not finished, but
+        the saved settings equal ``cfg``'s and ``checkpoints/last.ckpt`` exists (the row
+        can be resumed); ``incomplete``: any other unfinished folder (failed before its
+        first checkpoint, or settings changed since); ``changed``: finished, but with
+        other settings.
     """
+    from alzmri.training.reliability import LAST_CHECKPOINT
+
     row_dir = Path(row_dir)
     if not row_dir.exists():
         return "new"
     if not ((row_dir / "metrics.json").is_file() and (row_dir / "run.json").is_file()):
-        return "incomplete"
+        resumable = (row_dir / "checkpoints" / LAST_CHECKPOINT).is_file() and (row_dir / "config.yaml").is_file()
+        return "interrupted" if resumable and _same_training(row_dir / "config.yaml", cfg) else "incomplete"
     return "finished" if _same_training(row_dir / "config.yaml", cfg) else "changed"
 
 
@@ -202,7 +209,9 @@ def _train_row(cfg: TrainConfig, *, progress: bool, isolate: bool) -> Path:
         return train(cfg, progress=progress)
     with tempfile.TemporaryDirectory(prefix="alzmri-row-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        request.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "progress": progress}), encoding="utf-8")
+        # a resumed row gives only out and resume: the worker must see the same fields set
+        fields = cfg.model_dump(mode="json", exclude_unset=cfg.resume)
+        request.write_text(json.dumps({"config": fields, "progress": progress}), encoding="utf-8")
         proc = subprocess.run([sys.executable, "-m", "alzmri.comparison._worker", str(request), str(result)], check=False)
         if not result.is_file():
             raise AlzmriError(f"training {cfg.model} into {cfg.out} stopped without a result (exit code {proc.returncode}; "
@@ -473,6 +482,16 @@ def compare(
         trained = False
         if state == "finished":
             _say(echo, f"{head}: finished earlier, not retrained")
+        elif state == "interrupted":
+            _say(echo, f"{head}: interrupted earlier, resuming from {row_dir / 'checkpoints'}")
+            try:
+                # only out and resume given: the row continues with its saved settings
+                _train_row(TrainConfig(out=row_dir, resume=True), progress=progress, isolate=isolate)
+            except AlzmriError as exc:
+                _say(echo, f"{head}: failed: {exc}")
+                failed.append((entry.name, str(exc)))
+                continue
+            trained = True
         else:
             if state in ("incomplete", "changed"):
                 aside = _move_aside(row_dir, "incomplete" if state == "incomplete" else "previous")

@@ -58,17 +58,13 @@ class SliceClassifier(L.LightningModule):
         memory layout. Default (None): on CPUs, where it made AltzCNN and MobileNetV2
         training faster (docs/performance.md); off on GPUs. Results are the same up to
         floating-point rounding.
-    fused_adam : bool, optional
-        Use Adam's fused kernel (``torch.optim.Adam(fused=True)``) instead of the
-        ``foreach`` one. Default (None): on, when every trainable parameter is a floating
-        tensor on a CPU or CUDA device (docs/performance.md).
 
     Logged per epoch: ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
     ``val_balanced_accuracy``.
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 3e-4, weight_decay: float = 0.0, mean: float = 0.5, std: float = 0.5, in_chans: int = 1,
-                 augment: nn.Module | None = None, channels_last: bool | None = None, fused_adam: bool | None = None):
+                 augment: nn.Module | None = None, channels_last: bool | None = None):
         super().__init__()
         self.model = model
         self.augment = augment
@@ -130,7 +126,4 @@ class SliceClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        fused = self.hparams.get("fused_adam")
-        if fused is None:
-            fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-        return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=bool(fused) or None)
+        return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
