@@ -8,8 +8,8 @@ For each variant, in a fresh subprocess, it loads the run's model and calls
 :func:`alzmri.inference.predict.predict_proba` on batch sizes 1, 2, ..., ``--max-batch``
 (random uint8 slices), ``--passes`` times, printing the process's resident memory (RSS,
 MB = 10^6 bytes) after loading and after each pass. ``plain`` calls it directly;
-``buckets`` through :func:`alzmri.serve.backends.bucketed` (batch sizes of
-:data:`alzmri.serve.backends.BATCH_BUCKETS` only), as the service does. The last line
+``buckets`` through :func:`alzmri.inference.backends.bucketed` (batch sizes of
+:data:`alzmri.inference.backends.BATCH_BUCKETS` only), as the service does. The last line
 printed is one JSON object.
 """
 
@@ -25,7 +25,7 @@ import json, os, sys
 import numpy as np
 from alzmri.inference.predict import predict_proba
 from alzmri.runs import load_model
-from alzmri.serve.backends import bucketed
+from alzmri.inference.backends import bucketed
 
 def rss():
     with open(f"/proc/{os.getpid()}/status") as f:

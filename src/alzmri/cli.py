@@ -372,6 +372,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="print JSON (volumes: with per-slice probabilities)"),
     cam: Optional[Path] = typer.Option(None, "--cam", help="write a Grad-CAM overlay PNG per input into this folder"),
     n_central: Optional[int] = typer.Option(None, "--n-central", help="central slices averaged per volume (default 32)"),
+    backend: Optional[str] = typer.Option(None, help="torch or onnx (default: onnx, the faster here, docs/performance.md; torch with --cam)"),
 ) -> None:
     """Class probabilities for each image or volume (calibrated when the run has calibration.json).
 
@@ -382,7 +383,7 @@ def predict(
     from alzmri.inference.predict import predict_files
     from alzmri.utils.console import print_warning
 
-    results = predict_files(run, images, n_central=n_central, cam_dir=cam)
+    results = predict_files(run, images, n_central=n_central, cam_dir=cam, backend=backend)
     if as_json:
         print(json.dumps(results, indent=2))
         for r in results:
@@ -451,7 +452,7 @@ def serve_cmd(
     run: Path = typer.Argument(..., help="run folder"),
     host: str = typer.Option("127.0.0.1", help="interface to bind (default: this machine only; the service has no authentication)"),
     port: int = typer.Option(8000, help="TCP port"),
-    backend: Optional[str] = typer.Option(None, help="torch or onnx (default: alzmri.serve.DEFAULT_BACKEND, torch)"),
+    backend: Optional[str] = typer.Option(None, help="torch or onnx (default: onnx, alzmri.inference.backends.DEFAULT_BACKEND)"),
     micro_batch: Optional[bool] = typer.Option(None, "--micro-batch/--no-micro-batch", help="share forward passes between concurrent requests (default: alzmri.serve.DEFAULT_MICRO_BATCH, off)"),
     max_request_mb: float = typer.Option(20.0, "--max-request-mb", min=0.001, help="largest request body in MB (10^6 bytes)"),
 ) -> None:

@@ -114,3 +114,27 @@ def test_mobilenet_v2_run_exports_with_dynamic_batch(tmp_path):
     model, info = load_model(run)
     for batch in (images[:1], images):
         np.testing.assert_allclose(pred.predict_proba(batch), predict_proba(model, info, batch), atol=1e-4)
+
+
+def test_predict_runs_the_onnx_export_by_default_and_matches_torch(tiny_run, small_data, tmp_path, _isolated_cache):
+    """`alzmri predict RUN` uses ONNX Runtime (the faster path, docs/performance.md) on an export cached once."""
+    from alzmri.inference.backends import DEFAULT_BACKEND
+
+    assert DEFAULT_BACKEND == "onnx"
+    files = _real_slices(small_data, 6)
+    cached = list((_isolated_cache / "onnx").glob("*.onnx")) if (_isolated_cache / "onnx").is_dir() else []
+    default = predict_files(tiny_run, files)
+    exports = sorted((_isolated_cache / "onnx").glob("*.onnx"))
+    assert len(exports) == len(cached) + (0 if cached else 1) and exports  # exported once into the cache
+    torch_rows = predict_files(tiny_run, files, backend="torch")
+    for a, b in zip(default, torch_rows):
+        assert a["predicted_class"] == b["predicted_class"]
+        np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-4)
+    # Grad-CAM needs PyTorch: with --cam the default is torch, and onnx is refused in one line
+    with_cam = predict_files(tiny_run, files[:2], cam_dir=tmp_path / "cam")
+    for a, b in zip(with_cam, torch_rows[:2]):  # the same PyTorch model (batch 2 vs 6: rounding only)
+        np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-6)
+    with pytest.raises(AlzmriError, match="Grad-CAM needs the PyTorch model"):
+        predict_files(tiny_run, files[:1], cam_dir=tmp_path / "cam2", backend="onnx")
+    with pytest.raises(AlzmriError, match="unknown backend 'tensorrt'"):
+        predict_files(tiny_run, files[:1], backend="tensorrt")

@@ -95,7 +95,8 @@ def input_check(path: str | Path, result: dict) -> dict:
     return out
 
 
-def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: int | None = None, cam_dir: str | Path | None = None) -> list[dict]:
+def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: int | None = None, cam_dir: str | Path | None = None,
+                  backend: str | None = None) -> list[dict]:
     """Predict image files and 3D volumes with a run's model or an exported ``.onnx`` file.
 
     Probabilities are temperature-scaled when the run folder holds ``calibration.json``
@@ -115,7 +116,14 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
         :data:`alzmri.data.volumes.N_CENTRAL`).
     cam_dir : path-like, optional
         Write a Grad-CAM overlay PNG per 2D image (for a volume: of its middle central
-        slice) into this folder; not available for ``.onnx`` files.
+        slice) into this folder; not available for ``.onnx`` files. Grad-CAM needs the
+        PyTorch model, so with ``cam_dir`` the probabilities come from it too.
+    backend : {"torch", "onnx"}, optional
+        How a run folder's model runs; default
+        :data:`alzmri.inference.backends.DEFAULT_BACKEND` (``onnx``: the run's own
+        ``.onnx`` file or a cached export, see
+        :func:`alzmri.inference.backends.onnx_file_for`), ``torch`` when ``cam_dir`` is
+        given. Both give the same probabilities up to floating-point rounding.
 
     Returns
     -------
@@ -147,14 +155,15 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
         predictor = OnnxPredictor(run_dir)
         image_size, class_names, proba = predictor.image_size, predictor.class_names, predictor.predict_proba
     else:
-        from alzmri.evaluation.calibration import load_temperature
+        from alzmri.inference.backends import DEFAULT_BACKEND, load_backend
 
+        if backend is None:
+            backend = "torch" if cam_dir is not None else DEFAULT_BACKEND
+        if cam_dir is not None and backend != "torch":
+            raise AlzmriError(f"Grad-CAM needs the PyTorch model: drop --backend {backend} or --cam")
         model, info = load_model(run_dir)
-        temperature = load_temperature(run_dir)
         image_size, class_names = info.image_size, info.class_names
-
-        def proba(x: np.ndarray) -> np.ndarray:
-            return predict_proba(model, info, x, temperature=temperature)
+        proba = load_backend(run_dir, backend, model=model, info=info).proba
 
     def summary(path, row) -> dict:
         k = int(np.argmax(row))

@@ -6,6 +6,6 @@
 """
 
 from alzmri.serve.app import DEFAULT_MICRO_BATCH, DISCLAIMER, MAX_REQUEST_BYTES, create_app, serve
-from alzmri.serve.backends import BACKENDS, DEFAULT_BACKEND
+from alzmri.inference.backends import BACKENDS, DEFAULT_BACKEND
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MICRO_BATCH", "DISCLAIMER", "MAX_REQUEST_BYTES", "create_app", "serve"]

@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alzmri import __version__
 from alzmri.errors import AlzmriError
-from alzmri.serve.backends import DEFAULT_BACKEND, load_backend, weights_sha256
+from alzmri.inference.backends import DEFAULT_BACKEND, load_backend, weights_sha256
 from alzmri.serve.batching import MicroBatcher, Overloaded
 from alzmri.serve.uploads import MAX_PIXELS, MAX_VOXELS, UploadError, check_content_type, decode_upload
 
@@ -246,7 +246,7 @@ def create_app(
     run_dir : path-like
         A finished run folder (``alzmri train``); ``calibration.json`` in it is applied.
     backend : {"torch", "onnx"}, optional
-        Default :data:`alzmri.serve.backends.DEFAULT_BACKEND`. ``onnx`` runs the run's
+        Default :data:`alzmri.inference.backends.DEFAULT_BACKEND`. ``onnx`` runs the run's
         ``.onnx`` file, or an export cached under the alzmri cache folder. Grad-CAM
         always uses the PyTorch model.
     micro_batch : bool, optional

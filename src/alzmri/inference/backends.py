@@ -1,4 +1,4 @@
-"""Inference backends of the service: the run's PyTorch model or its ONNX export.
+"""Inference backends of ``alzmri predict`` and ``alzmri serve``: the run's PyTorch model or its ONNX export.
 
 A backend maps uint8 slices (n, image_size, image_size) to calibrated class
 probabilities (n, n_classes). Both reuse the library's own preprocessing:
@@ -18,9 +18,12 @@ import numpy as np
 
 from alzmri.errors import AlzmriError
 
-#: The backend ``alzmri serve`` uses when none is given. The one place to change it.
-DEFAULT_BACKEND = "torch"
-#: Backends ``create_app(..., backend=...)`` and ``alzmri serve --backend`` accept.
+#: The backend ``alzmri predict`` and ``alzmri serve`` use when none is given, the one place
+#: to change it: ONNX Runtime, 1.7-4.4x faster per image than eager PyTorch at batch 1 and
+#: 32 for AltzCNN and MobileNetV2 on the development CPU (benchmarks/inference_latency.py,
+#: docs/performance.md section 5).
+DEFAULT_BACKEND = "onnx"
+#: Backends ``predict_files(..., backend=...)``, ``create_app(..., backend=...)`` and ``--backend`` accept.
 BACKENDS = ("torch", "onnx")
 #: The only batch sizes a forward pass of the service sees. PyTorch's oneDNN kernels
 #: cache compiled primitives per input shape, so a service fed ever new batch sizes
