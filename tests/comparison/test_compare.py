@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -152,7 +153,11 @@ def test_unfinished_row_is_moved_aside_and_retrained(comparison, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(src, out)
     (out / "runs" / "altz-b" / "metrics.json").unlink()  # as if stopped before evaluation
-    shutil.rmtree(out / "runs" / "altz-b" / "checkpoints")  # and before its first checkpoint
+    # and its last checkpoint cannot be resumed (as one written by an alzmri without run state)
+    last = out / "runs" / "altz-b" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    del ckpt["callbacks"]
+    torch.save(ckpt, last)
     kept = (out / "runs" / "altz-a" / "model.safetensors").stat().st_mtime_ns
     cfg = load_compare_config(config, out=out)
     lines: list[str] = []

@@ -110,19 +110,25 @@ def row_state(row_dir: str | Path, cfg: TrainConfig) -> str:
     {"new", "finished", "interrupted", "incomplete", "changed"}
         ``new``: no folder; ``finished``: ``metrics.json`` and ``run.json`` exist and
         the saved training settings equal ``cfg``'s; ``interrupted``: not finished, but
-        the saved settings equal ``cfg``'s and ``checkpoints/last.ckpt`` exists (the row
-        can be resumed); ``incomplete``: any other unfinished folder (failed before its
+        the saved settings equal ``cfg``'s and ``checkpoints/last.ckpt`` is a checkpoint
+        of this split with alzmri's run state (the row can be resumed); ``incomplete``: any other unfinished folder (failed before its
         first checkpoint, or settings changed since); ``changed``: finished, but with
         other settings.
     """
-    from alzmri.training.reliability import LAST_CHECKPOINT
+    from alzmri.training.reliability import LAST_CHECKPOINT, check_checkpoint, sha256_hex
 
     row_dir = Path(row_dir)
     if not row_dir.exists():
         return "new"
     if not ((row_dir / "metrics.json").is_file() and (row_dir / "run.json").is_file()):
-        resumable = (row_dir / "checkpoints" / LAST_CHECKPOINT).is_file() and (row_dir / "config.yaml").is_file()
-        return "interrupted" if resumable and _same_training(row_dir / "config.yaml", cfg) else "incomplete"
+        last, manifest = row_dir / "checkpoints" / LAST_CHECKPOINT, row_dir / "manifest.csv"
+        if last.is_file() and manifest.is_file() and (row_dir / "config.yaml").is_file() and _same_training(row_dir / "config.yaml", cfg):
+            try:  # written by this alzmri's train (with its run state) for the row's own split
+                check_checkpoint(last, sha256_hex(manifest.read_bytes()))
+                return "interrupted"
+            except AlzmriError:
+                pass
+        return "incomplete"
     return "finished" if _same_training(row_dir / "config.yaml", cfg) else "changed"
 
 
