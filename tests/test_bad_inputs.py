@@ -186,6 +186,15 @@ def _gpu_accelerator_without_gpu(c: Ctx):
     return c.train("--accelerator", "gpu")
 
 
+def _tpu_accelerator_without_torch_xla(c: Ctx):
+    return c.train("--accelerator", "tpu")
+
+
+def _predict_cam_into_a_file(c: Ctx):
+    (c.tmp / "afile").write_text("not a folder")
+    return ["predict", c.run, c.slice_file(), "--cam", c.tmp / "afile"]
+
+
 def _manifest_other_dataset(c: Ctx):
     from alzmri.data.discovery import discover
     from alzmri.data.manifest import write_manifest
@@ -301,7 +310,11 @@ CATALOGUE = [
     Case("predict-truncated-nii-gz", _predict_truncated_nifti, r"scan\.nii\.gz: unreadable or truncated NIfTI file.*; pass a complete"),
     Case("predict-dicom-without-pixel-data", _predict_dicom_without_pixels, r"header_only\.dcm: DICOM file without pixel data.*; pass a DICOM image file"),
     Case("predict-onnx-not-onnx", _predict_not_onnx, r"model\.onnx: not a readable ONNX model.*; export it again"),
+    Case("predict-cam-into-a-file", _predict_cam_into_a_file, r"afile: exists and is not a folder; pass a folder for --cam"),
 ]
+if __import__("importlib").util.find_spec("torch_xla") is None:
+    CATALOGUE.append(Case("accelerator-tpu-without-torch-xla", _tpu_accelerator_without_torch_xla,
+                          r"cannot run accelerator='tpu' devices=1 .*torch_xla.*; change --accelerator"))
 if not __import__("torch").cuda.is_available():  # on a machine with a GPU this is not an error
     CATALOGUE.append(Case("accelerator-gpu-without-gpu", _gpu_accelerator_without_gpu,
                           r"cannot run accelerator='gpu' devices=1 .*No supported gpu backend found.*; change --accelerator"))

@@ -15,6 +15,7 @@ A run folder holds::
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -25,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from alzmri.errors import AlzmriError
-from alzmri.utils.io import atomic_write_json
+from alzmri.utils.io import atomic_write_json, current_umask
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -119,6 +120,7 @@ def save_weights(model: nn.Module, run_dir: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp))
+    os.chmod(tmp, 0o666 & ~current_umask())  # as a plain open() would: readable to whoever reads the run
     tmp.replace(path)
     return path
 

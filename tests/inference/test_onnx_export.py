@@ -138,3 +138,33 @@ def test_predict_runs_the_onnx_export_by_default_and_matches_torch(tiny_run, sma
         predict_files(tiny_run, files[:1], cam_dir=tmp_path / "cam2", backend="onnx")
     with pytest.raises(AlzmriError, match="unknown backend 'tensorrt'"):
         predict_files(tiny_run, files[:1], backend="tensorrt")
+
+
+def test_onnx_backend_uses_an_export_of_the_run_weights_only(tiny_run, small_data, tmp_path, monkeypatch):
+    """A stray .onnx in the run folder is ignored; a damaged cached export is made again; an
+    unwritable cache is one clear error."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    files = _real_slices(small_data, 3)
+    want = predict_files(run, files, backend="torch")
+    (run / "model.onnx").write_bytes(b"a stray file that is not this run's model")
+    got = predict_files(run, files)
+    np.testing.assert_allclose([list(r["probabilities"].values()) for r in got], [list(r["probabilities"].values()) for r in want], atol=1e-4)
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ALZMRI_CACHE_DIR", str(cache))
+    predict_files(run, files[:1])
+    (export,) = (cache / "onnx").glob("*.onnx")
+    export.write_bytes(export.read_bytes()[:100])  # truncated
+    again = predict_files(run, files)
+    np.testing.assert_allclose([list(r["probabilities"].values()) for r in again], [list(r["probabilities"].values()) for r in want], atol=1e-4)
+    assert export.stat().st_size > 1000
+
+    not_a_dir = tmp_path / "cache-file"
+    not_a_dir.write_text("x")
+    monkeypatch.setenv("ALZMRI_CACHE_DIR", str(not_a_dir))
+    with pytest.raises(AlzmriError, match=r"cache-file/onnx: cannot write the ONNX export there .*ALZMRI_CACHE_DIR.*--backend torch"):
+        predict_files(run, files[:1])
+    assert predict_files(run, files[:1], backend="torch")[0]["predicted_class"] == want[0]["predicted_class"]

@@ -27,6 +27,7 @@ import yaml
 from conftest import copy_subset
 
 from alzmri.errors import AlzmriError
+from alzmri.runs import save_weights
 from alzmri.training.reliability import NAN_AT_EPOCH_ENV, STALL_CHECKPOINT_ENV, STEP_DELAY_ENV, AtomicCheckpointIO
 from alzmri.utils.io import atomic_write_chunks
 
@@ -339,6 +340,7 @@ def test_atomic_writes_get_the_mode_a_plain_open_would_give(tmp_path):
         plain = tmp_path / "plain.txt"
         plain.write_text("x")
         atomic = atomic_write_chunks(tmp_path / "atomic.txt", [b"x"])
+        weights = save_weights(torch.nn.Linear(2, 2), tmp_path)
     finally:
         os.umask(old)
-    assert (atomic.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777) == 0o640
+    assert (atomic.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777) == (weights.stat().st_mode & 0o777) == 0o640

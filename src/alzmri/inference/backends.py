@@ -114,30 +114,31 @@ class Backend:
 
 
 def onnx_file_for(run_dir: str | Path, sha256: str) -> Path:
-    """The ``.onnx`` file the ONNX backend runs: the run's own, else a cached export.
+    """The ``.onnx`` file the ONNX backend runs: an export of exactly these weights.
 
-    Uses ``RUN/model.onnx`` or the only ``*.onnx`` in the run folder when there is one;
-    otherwise exports the run (:func:`alzmri.inference.onnx_export.export_onnx`) once to
+    Exports the run (:func:`alzmri.inference.onnx_export.export_onnx`) once to
     ``<cache>/onnx/<run name>-<first 12 hex of the weights' sha256>.onnx`` (cache:
-    :func:`alzmri.data.download.default_cache_dir`) and reuses that file later.
+    :func:`alzmri.data.download.default_cache_dir`) and reuses that file later; new
+    weights get a new file. ``.onnx`` files inside the run folder are never used: nothing
+    ties them to the run's current weights (run one explicitly with ``alzmri predict
+    FILE.onnx``).
 
     Raises
     ------
     AlzmriError
-        The export fails.
+        The cache folder cannot be written; the export fails.
     """
     from alzmri.data.download import default_cache_dir
     from alzmri.inference.onnx_export import export_onnx
 
     run_dir = Path(run_dir)
-    own = sorted(run_dir.glob("*.onnx"))
-    if (run_dir / "model.onnx").is_file():
-        return run_dir / "model.onnx"
-    if len(own) == 1:
-        return own[0]
     cached = default_cache_dir() / "onnx" / f"{run_dir.resolve().name}-{sha256[:12]}.onnx"
     if not cached.is_file():
-        export_onnx(run_dir, cached)
+        try:
+            export_onnx(run_dir, cached)
+        except OSError as exc:
+            raise AlzmriError(f"{cached.parent}: cannot write the ONNX export there ({exc.strerror or exc}); set ALZMRI_CACHE_DIR "
+                              "to a writable folder, or pass --backend torch") from None
     return cached
 
 
@@ -184,8 +185,13 @@ def load_backend(run_dir: str | Path, name: str | None = None, *, model=None, in
         return Backend("torch", bucketed(proba), str(Path(run_dir) / WEIGHTS_FILE))
     from alzmri.inference.onnx_export import OnnxPredictor
 
-    path = onnx_file_for(run_dir, sha256 or weights_sha256(run_dir))
-    predictor = OnnxPredictor(path)
+    sha256 = sha256 or weights_sha256(run_dir)
+    path = onnx_file_for(run_dir, sha256)
+    try:
+        predictor = OnnxPredictor(path)
+    except AlzmriError:  # a damaged cached export (killed write, disk trouble): export it again, once
+        path.unlink(missing_ok=True)
+        predictor = OnnxPredictor(onnx_file_for(run_dir, sha256))
     # the run's calibration is the truth: it may have been fitted after the export
     predictor.temperature = temperature
     return Backend("onnx", bucketed(predictor.predict_proba), str(path))

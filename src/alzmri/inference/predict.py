@@ -146,6 +146,14 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
     from alzmri.data.volumes import N_CENTRAL, is_volume_path, load_volume_slices
 
     n_central = N_CENTRAL if n_central is None else n_central
+    if cam_dir is not None:  # checked before any prediction runs
+        cam_dir = Path(cam_dir)
+        if cam_dir.exists() and not cam_dir.is_dir():
+            raise AlzmriError(f"{cam_dir}: exists and is not a folder; pass a folder for --cam")
+        try:
+            cam_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AlzmriError(f"{cam_dir}: cannot create the --cam folder ({exc.strerror or exc}); pass a writable folder") from None
     model = None
     if str(run_dir).lower().endswith(".onnx"):
         from alzmri.inference.onnx_export import OnnxPredictor

@@ -181,7 +181,7 @@ def _probe_trainer(layout: ProcessLayout):
         if env is not None:
             env.validate_settings(num_devices=layout.devices, num_nodes=layout.num_nodes)
         return trainer
-    except (MisconfigurationException, ValueError, RuntimeError) as exc:
+    except (MisconfigurationException, ValueError, RuntimeError, ImportError) as exc:  # ImportError: e.g. tpu without torch_xla
         raise AlzmriError(
             f"cannot run accelerator={layout.accelerator!r} devices={layout.devices} num_nodes={layout.num_nodes} "
             f"strategy={layout.strategy!r} here ({_first_line(exc)}); change --accelerator/--devices/--num-nodes"

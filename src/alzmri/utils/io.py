@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     """The process umask, read without changing it where the OS allows (Linux /proc)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -27,7 +27,7 @@ def _current_umask() -> int:
 def match_umask(fd: int) -> None:
     """Give a file made by :func:`tempfile.mkstemp` (mode 0600) the mode a plain ``open``
     would have (0666 minus the umask), so results stay readable to the user's group."""
-    os.fchmod(fd, 0o666 & ~_current_umask())
+    os.fchmod(fd, 0o666 & ~current_umask())
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
