@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +92,17 @@ def test_every_table_column_and_plot(comparison):
     assert "Leakage warning" in md  # a stratified split of slices
     assert "higher learning rate" in md and "a test comparison" in md
     with (out / "table.csv").open() as f:
-        assert [r["name"] for r in csv.DictReader(f)] == list(ROWS)
+        lines = list(csv.reader(f))
+    assert all(len(line) == len(lines[0]) for line in lines)  # every row as wide as the header
+    table_rows = [dict(zip(lines[0], line)) for line in lines[1:]]
+    assert [r["name"] for r in table_rows] == list(ROWS)
+    for r, row in zip(table_rows, data["rows"]):
+        assert r["split_strategy"] == "stratified"
+        assert float(r["balanced_accuracy"]) == pytest.approx(row["balanced_accuracy"])
+        low, high = row["confidence_intervals"]["balanced_accuracy"]
+        assert (float(r["balanced_accuracy_ci_low"]), float(r["balanced_accuracy_ci_high"])) == pytest.approx((low, high))
+        assert float(r["subject_balanced_accuracy"]) == pytest.approx(row["subject_level"]["balanced_accuracy"])
+        assert float(r["subject_balanced_accuracy_ci_low"]) <= float(r["subject_balanced_accuracy"]) <= float(r["subject_balanced_accuracy_ci_high"])
 
 
 def test_report_html_is_self_contained(comparison):
@@ -225,3 +240,42 @@ def test_a_foreign_folder_is_never_used(small_data, tmp_path):
     with pytest.raises(AlzmriError, match="holds no comparison"):
         compare(write_config(tmp_path / "c.yaml", small_data, out), progress=False, isolate=False, echo=None)
     assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+
+
+@pytest.mark.parametrize("sig, code, how", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+def test_signal_to_compare_stops_the_row_worker_with_one_line_and_rerun_resumes(small_data, tmp_path, sig, code, how):
+    """SIGTERM / Ctrl-C to `alzmri compare` reach the row's worker process once: it saves its
+    checkpoint and exits, the comparison ends with one line (no worker left training), and the
+    same command resumes the row."""
+    from alzmri.training.reliability import STEP_DELAY_ENV
+
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "c.yaml", small_data, out, defaults={"epochs": 3, "batch_size": 16, "image_size": 32})
+    cmd = [sys.executable, "-m", "alzmri", "compare", "--config", str(config), "--no-progress"]
+    err_file = tmp_path / "err.txt"
+    env = {**os.environ, STEP_DELAY_ENV: "0.3"}
+    with err_file.open("w") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        end = time.monotonic() + 240
+        while "epoch 2 step 1" not in err_file.read_text():  # the first row's worker is in its second epoch
+            assert proc.poll() is None and time.monotonic() < end, err_file.read_text()
+            time.sleep(0.05)
+        os.kill(proc.pid, sig)
+        assert proc.wait(timeout=120) == code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [ln for ln in err_file.read_text().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err_file.read_text(), err_file.read_text()
+    assert lines[0].startswith(f"error: comparison interrupted ({how}) while training {out / 'runs' / 'altz-a'}")
+    assert lines[0].endswith("continue with: the same alzmri compare command")
+    row = out / "runs" / "altz-a"
+    ckpt = row / "checkpoints" / "last.ckpt"
+    stamp = ckpt.stat().st_mtime_ns
+    time.sleep(2)
+    assert ckpt.stat().st_mtime_ns == stamp and not (row / "metrics.json").exists()  # nothing trains on
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "altz-a (altzcnn): interrupted earlier, resuming from" in res.stdout + res.stderr
+    assert [r["name"] for r in json.loads((out / "comparison.json").read_text())["rows"]] == list(ROWS)

@@ -22,7 +22,9 @@ moved aside (never deleted) and the row is trained again.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,7 @@ import yaml
 
 from alzmri.comparison.config import CompareConfig, ModelEntry, load_compare_config
 from alzmri.config import TrainConfig, dump_config
-from alzmri.errors import AlzmriError
+from alzmri.errors import AlzmriError, RunInterrupted
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["compare", "row_state", "summarize_row", "TABLE_KEYS"]
@@ -218,9 +220,13 @@ def _train_row(cfg: TrainConfig, *, progress: bool, isolate: bool) -> Path:
         # a resumed row gives only out and resume: the worker must see the same fields set
         fields = cfg.model_dump(mode="json", exclude_unset=cfg.resume)
         request.write_text(json.dumps({"config": fields, "progress": progress}), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "alzmri.comparison._worker", str(request), str(result)], check=False)
+        returncode, signum = _run_worker([sys.executable, "-m", "alzmri.comparison._worker", str(request), str(result)])
+        if signum is not None:
+            how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            raise RunInterrupted(f"comparison interrupted ({how}) while training {cfg.out}; finished rows are kept and this row "
+                                 "resumes from its last complete epoch", "the same alzmri compare command", exit_code=128 + signum)
         if not result.is_file():
-            raise AlzmriError(f"training {cfg.model} into {cfg.out} stopped without a result (exit code {proc.returncode}; "
+            raise AlzmriError(f"training {cfg.model} into {cfg.out} stopped without a result (exit code {returncode}; "
                               "killed or out of memory?)")
         res = json.loads(result.read_text(encoding="utf-8"))
     if res["ok"]:
@@ -228,6 +234,43 @@ def _train_row(cfg: TrainConfig, *, progress: bool, isolate: bool) -> Path:
     if res["kind"] == "AlzmriError":
         raise AlzmriError(res["message"])
     raise RuntimeError(f"training {cfg.model} into {cfg.out} failed: {res['kind']}: {res['message']}")
+
+
+def _run_worker(cmd: list[str]) -> tuple[int, int | None]:
+    """Run a row's worker process; Ctrl-C (SIGINT) and SIGTERM sent to this process are passed on to it once.
+
+    The worker runs in its own session, so a terminal's Ctrl-C reaches it only through
+    this process (exactly once), and this process waits for it to save its checkpoint and
+    exit: no worker is left training behind an ended comparison.
+
+    Returns
+    -------
+    (int, int or None)
+        The worker's exit code, and the signal that interrupted the comparison (None if none).
+    """
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    received: list[int] = []
+
+    def forward(signum, _frame):
+        if not received and proc.poll() is None:
+            proc.send_signal(signum)
+        received.append(signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, forward)
+    except ValueError:  # not the main thread: signals stay with the caller
+        pass
+    try:
+        returncode = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:  # an exception in this process: do not leave the worker behind
+            proc.terminate()
+            proc.wait()
+    return returncode, (received[0] if received else None)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -493,6 +536,8 @@ def compare(
             try:
                 # only out and resume given: the row continues with its saved settings
                 _train_row(TrainConfig(out=row_dir, resume=True), progress=progress, isolate=isolate)
+            except RunInterrupted:
+                raise
             except AlzmriError as exc:
                 _say(echo, f"{head}: failed: {exc}")
                 failed.append((entry.name, str(exc)))
@@ -506,6 +551,8 @@ def compare(
             _say(echo, f"{head}: training")
             try:
                 _train_row(cfg, progress=progress, isolate=isolate)
+            except RunInterrupted:
+                raise
             except AlzmriError as exc:
                 _say(echo, f"{head}: failed: {exc}")
                 failed.append((entry.name, str(exc)))
@@ -531,7 +578,7 @@ def compare(
             figures["roc"] = plot_roc_comparison(curves, list(CLASS_NAMES), fig_dir / "roc_comparison.png", aucs=aucs)
     atomic_write_json(out / "comparison.json", {"title": config.title, "split": _split_block(config, counts, strategy), "rows": summaries,
                                                 "failed": [{"name": n, "error": e} for n, e in failed]})
-    _write_table_csv(out / "table.csv", summaries)
+    _write_table_csv(out / "table.csv", summaries, strategy)
     notes = list(config.notes) + [f"Row {n!r} failed and is not in the table: {e}" for n, e in failed]
     md, html = write_report(summaries, out, title=config.title, notes=notes, split=_split_block(config, counts, strategy), figures=figures)
     _say(echo, f"report: {md} and {html}")
@@ -552,15 +599,27 @@ def _split_block(config: CompareConfig, counts: dict[str, int], strategy: str) -
     }
 
 
-def _write_table_csv(path: Path, summaries: list[dict]) -> None:
+def _write_table_csv(path: Path, summaries: list[dict], strategy: str) -> None:
+    """``table.csv``: one row per model, the table's values, every 95 % interval as ``_ci_low``/``_ci_high``
+    columns (subject-level ones prefixed ``subject_``); written with :mod:`csv` (quoted where needed)."""
     sub_keys: list[str] = []
     for s in summaries:
         for k in (s.get("subject_level") or {}):
             if k not in sub_keys:
                 sub_keys.append(k)
-    header = ["name", "model", *TABLE_KEYS, *(f"subject_{k}" for k in sub_keys)]
-    lines = [",".join(header)]
+    sub_keys = [k for k in sub_keys if not any(isinstance((s.get("subject_level") or {}).get(k), (dict, list, str)) for s in summaries)]
+
+    def intervals(block: dict | None) -> list:  # 95 % bootstrap interval of each metric, as _low/_high columns
+        ci = (block or {}).get("confidence_intervals") or {}
+        return [b for k in _METRIC_KEYS for b in (ci.get(k) or (None, None))]
+
+    ci_cols = [f"{k}_ci_{end}" for k in _METRIC_KEYS for end in ("low", "high")]
+    header = ["name", "model", "split_strategy", *TABLE_KEYS, *ci_cols, *(f"subject_{k}" for k in sub_keys), *(f"subject_{c}" for c in ci_cols)]
+    rows = [header]
     for s in summaries:
-        vals = [s["name"], s["model"], *(s.get(k) for k in TABLE_KEYS), *((s.get("subject_level") or {}).get(k) for k in sub_keys)]
-        lines.append(",".join("" if v is None else str(v) for v in vals))
-    atomic_write_text(path, "\n".join(lines) + "\n")
+        sub = s.get("subject_level") or {}
+        rows.append([s["name"], s["model"], strategy, *(s.get(k) for k in TABLE_KEYS), *intervals(s),
+                     *(sub.get(k) for k in sub_keys), *intervals(sub)])
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([["" if v is None else v for v in row] for row in rows])
+    atomic_write_text(path, buf.getvalue())
