@@ -496,7 +496,7 @@ def compare_cmd(
     cfg = load_compare_config(config, data=data, out=out_dir).with_train_settings(
         accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy
     )
-    folder = compare(cfg, progress=progress, echo=lambda line: out.print(line, markup=False, highlight=False))
+    folder = compare(cfg, progress=progress, echo=lambda line: out.print(line, markup=False, highlight=False), source=str(config))
     headers, cells = format_table(json.loads((folder / "comparison.json").read_text())["rows"])
     # one column per model, one row per measure: readable in 80 columns
     t = Table(title=cfg.title)

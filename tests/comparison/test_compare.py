@@ -279,3 +279,26 @@ def test_signal_to_compare_stops_the_row_worker_with_one_line_and_rerun_resumes(
     assert res.returncode == 0, res.stderr
     assert "altz-a (altzcnn): interrupted earlier, resuming from" in res.stdout + res.stderr
     assert [r["name"] for r in json.loads((out / "comparison.json").read_text())["rows"]] == list(ROWS)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"model": "mobilenet_v2", "model_kwargs": {"finetune": "adaptr"}}, r"models\[1\] 'altz-b': The 'finetune' parameter .* Got 'adaptr'"),
+        ({"model": "altzcnn", "image_size": 30}, r"models\[1\] 'altz-b': AltzCNN needs an image size that is a multiple of 16; got 30"),
+        ({"model": "altzcnn", "model_kwargs": {"weights": "missing.pt"}}, r"models\[1\] 'altz-b': .*missing\.pt: weights file not found"),
+        ({"model": "altzcnn", "model_kwargs": {"colour": 3}}, r"models\[1\] 'altz-b': model_kwargs \{'colour': 3\} do not fit model 'altzcnn'"),
+    ],
+)
+def test_a_bad_row_is_refused_before_any_row_trains(small_data, tmp_path, capsys, row, message):
+    """A value only the model can judge is still one line before the first row trains (no folder, no run)."""
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "bad.yaml", small_data, out)
+    values = yaml.safe_load(config.read_text())
+    values["models"][1].update(row)
+    config.write_text(yaml.safe_dump(values))
+    assert main(["compare", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert re.search(message, err) and str(config) in err and err.endswith("(nothing was trained)"), err
+    assert not out.exists()

@@ -470,6 +470,7 @@ def compare(
     progress: bool = True,
     isolate: bool = True,
     echo: Callable[[str], None] | None = print,
+    source: str | None = None,
 ) -> Path:
     """Train and evaluate every model of a comparison on one shared split; write the report.
 
@@ -484,6 +485,9 @@ def compare(
         its own; False trains in this process (faster start, for tests).
     echo : callable, default=print
         Receives one line per step; None for silence.
+    source : str, optional
+        Where ``config`` came from, for messages (default: the YAML file's path, or
+        "comparison config").
 
     Returns
     -------
@@ -504,11 +508,12 @@ def compare(
     from alzmri.reporting.figures import plot_pareto, plot_roc_comparison
     from alzmri.reporting.report import write_report
 
-    source = "comparison config"
+    source = source or "comparison config"
     if not isinstance(config, CompareConfig):
         source = str(config)
         config = load_compare_config(config)
     rows = config.train_configs(source)
+    _check_rows(rows, config, source)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise AlzmriError(f"{out}: exists and is not a folder; choose another out for the comparison")
@@ -586,6 +591,21 @@ def compare(
         names = ", ".join(n for n, _ in failed)
         raise AlzmriError(f"{len(failed)} row(s) failed: {names} (first: {failed[0][1]}); the report at {html} holds the others; rerun to retry")
     return out
+
+
+def _check_rows(rows, config: CompareConfig, source: str) -> None:
+    """Refuse a row whose model options or weights cannot work before any row trains
+    (:func:`alzmri.models.registry.check_model_options`); finished rows are not checked."""
+    from alzmri.models import get_spec
+    from alzmri.models.registry import check_model_options
+
+    for i, (entry, cfg) in enumerate(rows):
+        if row_state(config.row_dir(entry.name), cfg) == "finished":
+            continue
+        try:
+            check_model_options(cfg.model, in_chans=cfg.in_chans, image_size=cfg.image_size or get_spec(cfg.model).image_size, **cfg.model_kwargs)
+        except AlzmriError as exc:
+            raise AlzmriError(f"{source}: models[{i}] {entry.name!r}: {exc} (nothing was trained)") from None
 
 
 def _split_block(config: CompareConfig, counts: dict[str, int], strategy: str) -> dict:

@@ -13,7 +13,9 @@ import fnmatch
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import torch
 from torch import nn
 
 from alzmri.errors import AlzmriError
@@ -233,6 +235,38 @@ def create_model(
     if not (isinstance(weights, str) and weights == "none"):
         load_weights(model, weights, source=spec.weights, first_conv=spec.first_conv, head=spec.head, model_name=name)
     return apply_finetune(model, finetune, head=spec.head, targets=adapter_targets, rank=adapter_rank, alpha=adapter_alpha)
+
+
+def check_model_options(name: str, *, num_classes: int = 4, in_chans: int = 1, image_size: int | None = None, **kwargs) -> None:
+    """Check that :func:`create_model` will accept these options, without training or loading weights.
+
+    Builds the model with random weights on PyTorch's ``meta`` device (no memory, no
+    arithmetic) and applies the fine-tuning mode; with ``weights="imagenet"`` locates the
+    verified weight file (:func:`alzmri.models.weights.find_imagenet_file`: cache,
+    installed package, download where online); with a path, checks that the file exists.
+    Used by ``alzmri compare`` to refuse a bad row before any row trains.
+
+    Raises
+    ------
+    AlzmriError
+        As :func:`create_model`: an unknown model or option value, ImageNet weights that
+        cannot be found, a missing weights file, an option the builder does not take.
+    """
+    from alzmri.models.weights import find_imagenet_file
+
+    spec = get_spec(name)
+    weights = kwargs.pop("weights", "none")
+    try:
+        with torch.device("meta"):
+            create_model(name, num_classes=num_classes, in_chans=in_chans, image_size=image_size, weights="none", **kwargs)
+    except TypeError as exc:
+        raise AlzmriError(f"model_kwargs {kwargs} do not fit model {name!r} ({exc})") from None
+    if isinstance(weights, str) and weights == "imagenet":
+        if spec.weights is None:
+            raise AlzmriError(f"model {name!r} has no ImageNet weights (it is trained from scratch); use weights: none")
+        find_imagenet_file(spec.weights, model_name=name)
+    elif weights not in (None, "", "none", "random") and not Path(weights).is_file():
+        raise AlzmriError(f"{weights}: weights file not found; pass an existing state dict file, 'imagenet' or 'none'")
 
 
 def create_imagenet_model(name: str, *, image_size: int | None = None) -> nn.Module:
