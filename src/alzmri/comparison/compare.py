@@ -536,26 +536,19 @@ def compare(
         trained = False
         if state == "finished":
             _say(echo, f"{head}: finished earlier, not retrained")
-        elif state == "interrupted":
-            _say(echo, f"{head}: interrupted earlier, resuming from {row_dir / 'checkpoints'}")
-            try:
-                # only out and resume given: the row continues with its saved settings
-                _train_row(TrainConfig(out=row_dir, resume=True), progress=progress, isolate=isolate)
-            except RunInterrupted:
-                raise
-            except AlzmriError as exc:
-                _say(echo, f"{head}: failed: {exc}")
-                failed.append((entry.name, str(exc)))
-                continue
-            trained = True
         else:
-            if state in ("incomplete", "changed"):
-                aside = _move_aside(row_dir, "incomplete" if state == "incomplete" else "previous")
-                why = "unfinished" if state == "incomplete" else "trained with other settings"
-                _say(echo, f"{head}: earlier folder {why}, moved aside to {aside}")
-            _say(echo, f"{head}: training")
+            if state == "interrupted":
+                _say(echo, f"{head}: interrupted earlier, resuming from {row_dir / 'checkpoints'}")
+                row_cfg = TrainConfig(out=row_dir, resume=True)  # only out and resume: the row continues with its saved settings
+            else:
+                if state in ("incomplete", "changed"):
+                    aside = _move_aside(row_dir, "incomplete" if state == "incomplete" else "previous")
+                    why = "unfinished" if state == "incomplete" else "trained with other settings"
+                    _say(echo, f"{head}: earlier folder {why}, moved aside to {aside}")
+                _say(echo, f"{head}: training")
+                row_cfg = cfg
             try:
-                _train_row(cfg, progress=progress, isolate=isolate)
+                _train_row(row_cfg, progress=progress, isolate=isolate)
             except RunInterrupted:
                 raise
             except AlzmriError as exc:
