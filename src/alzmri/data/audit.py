@@ -200,7 +200,7 @@ def _baseline(images: np.ndarray, readable: np.ndarray, labels: np.ndarray, spli
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    from alzmri.data.groups import _resize_stack
+    from alzmri.data.groups.similarity import _resize_stack
 
     eval_split = "test" if ((splits == "test") & readable).any() else "val"
     tr = np.flatnonzero((splits == "train") & readable)
