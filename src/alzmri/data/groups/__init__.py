@@ -53,7 +53,7 @@ from alzmri.data.groups.recover import (
     image_aspects,
     recover_groups,
 )
-from alzmri.data.groups.result import GroupResult
+from alzmri.data.groups.result import MIN_RELIABLE_GAP, GroupResult
 from alzmri.data.groups.seriation import MAX_POSITION_GROUP
 from alzmri.data.groups.similarity import (
     DEFAULT_IMAGE_SIZE,
@@ -69,6 +69,7 @@ __all__ = [
     "GROUPS_CACHE_VERSION",
     "GROUP_COLUMNS",
     "MAX_POSITION_GROUP",
+    "MIN_RELIABLE_GAP",
     "OASIS_ID_PATTERN",
     "SLICE_NUMBER_PATTERN",
     "GroupResult",

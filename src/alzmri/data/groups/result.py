@@ -9,6 +9,10 @@ import numpy as np
 
 from alzmri.data.classes import CLASS_NAMES
 
+#: Below this gap between the weakest link inside groups and the strongest similarity
+#: between groups, the recovered groups are not trusted (a warning says so).
+MIN_RELIABLE_GAP = 0.05
+
 
 @dataclass(eq=False)
 class GroupResult:
@@ -43,6 +47,11 @@ class GroupResult:
         Images that could not be decoded (each is its own group).
     params : dict
         The settings used, for the record.
+    copy_of : ndarray of shape (n_images,), dtype int64, optional
+        For an image that is an augmented copy of another image of the set (rotated,
+        shifted, zoomed, flipped, blurred, intensity-changed or re-compressed), the index
+        of its original; -1 for originals. A copy is always in its original's group and
+        takes its position. None (no copies looked for) reads as all -1.
     """
 
     paths: list[str]
@@ -55,9 +64,46 @@ class GroupResult:
     strongest_between: float | None = None
     unreadable: np.ndarray | None = None
     params: dict = field(default_factory=dict)
+    copy_of: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.copy_of is None:
+            self.copy_of = np.full(len(self.paths), -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def is_copy(self) -> np.ndarray:
+        """Bool array of shape (n_images,): True for augmented copies of another image."""
+        return np.asarray(self.copy_of) >= 0
+
+    @property
+    def kind(self) -> np.ndarray:
+        """Str array of shape (n_images,): ``"copy"`` or ``"original"`` (the groups CSV column)."""
+        return np.where(self.is_copy, "copy", "original")
+
+    @property
+    def separation_gap(self) -> float | None:
+        """Weakest link inside groups minus strongest similarity between groups (image method), else None."""
+        multi = self.weakest_link[~np.isnan(self.weakest_link)] if len(self.weakest_link) else np.zeros(0)
+        if not len(multi) or self.strongest_between is None:
+            return None
+        return float(multi.min()) - float(self.strongest_between)
+
+    @property
+    def reliable(self) -> bool:
+        """False when :attr:`separation_gap` is below :data:`MIN_RELIABLE_GAP` (groups not to be trusted)."""
+        gap = self.separation_gap
+        return gap is None or gap >= MIN_RELIABLE_GAP
+
+    def reliability_warning(self) -> str | None:
+        """One warning line when the groups are unreliable (gap too small), else None."""
+        if self.reliable:
+            return None
+        return (f"warning: the recovered groups are unreliable (gap {self.separation_gap:.3f} between the weakest link inside groups and "
+                f"the strongest similarity between groups, below {MIN_RELIABLE_GAP}); brains may be merged or split: pass --groups FILE "
+                "with known subject IDs (columns path, group)")
 
     @property
     def n_groups(self) -> int:
@@ -82,7 +128,8 @@ class GroupResult:
             ``n_unreadable``, ``group_size`` (min/median/mean/max), ``size_histogram``
             (size -> number of groups; power-of-two bins when there are more than 20
             distinct sizes), ``classes_per_group`` (number of classes -> number of groups),
-            ``n_mixed_class_groups`` and ``mixed_class_groups`` (group, size, class counts,
+            ``n_copies`` (images that are augmented copies) and ``n_copied_originals`` (originals
+            with at least one copy), ``n_mixed_class_groups`` and ``mixed_class_groups`` (group, size, class counts,
             up to 3 example paths; flagged: a scan has one diagnosis, so a mixed group is
             either a recovery error or a labelling error), ``positions_inferred`` (fraction
             of images with a position), and for the image method ``separation``
@@ -136,6 +183,8 @@ class GroupResult:
                 "max": int(sizes.max()) if n_groups else 0,
             },
             "size_histogram": hist,
+            "n_copies": int(self.is_copy.sum()),
+            "n_copied_originals": int(len(np.unique(self.copy_of[self.is_copy]))),
             "classes_per_group": {str(int(k)): int((n_cls == k).sum()) for k in np.unique(n_cls)},
             "n_mixed_class_groups": int(len(mixed_ids)),
             "mixed_class_groups": mixed,
@@ -149,5 +198,6 @@ class GroupResult:
                 "weakest_link_within": None if weakest is None else round(weakest, 4),
                 "strongest_between": None if strongest is None else round(float(strongest), 4),
                 "gap": None if weakest is None or strongest is None else round(weakest - float(strongest), 4),
+                "reliable": self.reliable,
             }
         return out
