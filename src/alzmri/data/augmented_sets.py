@@ -135,7 +135,7 @@ def write_augmented_set(
     kinds: Sequence[str] = AUGMENTATION_KINDS,
     combine: bool = True,
     include_originals: bool = True,
-) -> dict[str, str]:
+) -> dict[str, dict]:
     """Copy a class-folder dataset to ``dest`` and add ``n_copies`` augmented copies.
 
     Copies are drawn from the originals uniformly (each copy's source drawn with
@@ -161,7 +161,8 @@ def write_augmented_set(
     Returns
     -------
     dict
-        Copy path -> source path, both POSIX and relative to ``dest``.
+        Copy path -> ``{"source": source path, "kinds": [...], **params}`` (paths POSIX and
+        relative to ``dest``; ``params`` as returned by :func:`augmented_copy`).
 
     Raises
     ------
@@ -184,7 +185,7 @@ def write_augmented_set(
         for rel in originals:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, out / rel)
-    truth: dict[str, str] = {}
+    truth: dict[str, dict] = {}
     for n in range(int(n_copies)):
         rel = originals[int(rng.integers(len(originals)))]
         if combine:
@@ -192,9 +193,9 @@ def write_augmented_set(
         else:
             chosen = [kinds[n % len(kinds)]]
         with Image.open(src / rel) as im:
-            aug, _ = augmented_copy(im, chosen, rng)
+            aug, params = augmented_copy(im, chosen, rng)
         name = f"{Path(rel).parent.as_posix()}/aug_{n:06d}.jpg"
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         aug.save(out / name, "JPEG", quality=95)
-        truth[name] = rel
+        truth[name] = {"source": rel, "kinds": list(chosen), **params}
     return truth
