@@ -95,3 +95,61 @@ def tiny_run(small_data, tmp_path_factory):
     cfg = load_train_config(data=small_data, out=out, epochs=4, batch_size=8, lr=3e-4, image_size=32, augment=False, seed=0,
                             split_strategy="stratified", model_kwargs={"fc_dropout": 0.0, "conv_dropout": 0.0, "init": "he"})
     return train(cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def augmented_brains(tmp_path_factory):
+    """The 17 known brains of ``brains_176`` (113 slices) plus 40 augmented copies, and the truth as a groups CSV.
+
+    Copies come from :func:`alzmri.data.augmented_sets.write_augmented_set` (seeded; every
+    kind, combined), named ``aug_<n>.jpg`` in their source's class folder. Returns a dict:
+    ``root`` (the data folder), ``groups_csv`` (path,class,group,position,kind,copy_of from
+    construction: group = brain, copy_of = source), ``brain`` (path -> brain id, copies
+    included) and ``copy_of`` (copy path -> source path).
+    """
+    import csv
+    import sys
+
+    from alzmri.data.augmented_sets import write_augmented_set
+    from alzmri.data.classes import CLASS_NAMES
+
+    src = require(DATA_176)
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from test_groups import build_brains
+
+    base = tmp_path_factory.mktemp("augbrains")
+    brain, _, _ = build_brains(src, base / "originals", planted=False)
+    made = write_augmented_set(base / "originals", base / "data", 40, seed=0)
+    copy_of = {c: v if isinstance(v, str) else v["source"] for c, v in made.items()}  # copy -> source (or its record)
+    brain.update({c: brain[s] for c, s in copy_of.items()})
+    rows = [["path", "class", "group", "position", "kind", "copy_of"]]
+    for p in sorted(brain):
+        cls = p.split("/")[0]
+        assert cls in CLASS_NAMES
+        rows.append([p, cls, f"brain-{brain[p]}", "", "copy" if p in copy_of else "original", copy_of.get(p, "")])
+    groups_csv = base / "truth-groups.csv"
+    with groups_csv.open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return {"root": base / "data", "groups_csv": groups_csv, "brain": brain, "copy_of": copy_of}
+
+
+def truth_result(index, brain: dict, copy_of: dict, *, gap: float | None = None):
+    """A GroupResult of ``index`` built from known brains and copies, as image recovery would return it.
+
+    ``gap``: the separation gap to report (weakest link inside groups minus strongest
+    similarity between groups); below ``MIN_RELIABLE_GAP`` the result is unreliable.
+    """
+    import numpy as np
+
+    from alzmri.data.groups import GroupResult
+    from alzmri.data.groups.filenames import _canonical_ids
+
+    pos = {p: i for i, p in enumerate(index.paths)}
+    group = _canonical_ids(np.array([brain[p] for p in index.paths]), index.paths)
+    n_groups = int(group.max()) + 1
+    src = np.array([pos[copy_of[p]] if p in copy_of else -1 for p in index.paths], dtype=np.int64)
+    weakest = np.full(n_groups, 0.90)
+    return GroupResult(paths=index.paths, labels=index.labels, group=group, position=np.full(len(index), -1, dtype=np.int64),
+                       method="images", threshold=0.83, weakest_link=weakest,
+                       strongest_between=None if gap is None else 0.90 - gap, unreadable=np.zeros(len(index), bool),
+                       params={"truth": True}, copy_of=src)

@@ -249,7 +249,7 @@ def test_csv_round_trip(brains, tmp_path):
     index, result, _, _, _ = brains
     path = write_groups_csv(tmp_path / "groups.csv", index, result)
     lines = path.read_text().splitlines()
-    assert lines[0] == "path,class,group,position"
+    assert lines[0] == "path,class,group,position,kind,copy_of"
     back = read_groups_csv(path, index)
     assert back.method == "csv"
     assert np.array_equal(back.group, result.group)

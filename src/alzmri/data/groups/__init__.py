@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from alzmri.data.groups.cache import (
     GROUPS_CACHE_VERSION,
+    cached_groups,
     groups_cache_key,
     load_or_recover_groups,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "SLICE_NUMBER_PATTERN",
     "GroupResult",
     "SimilarityFeatures",
+    "cached_groups",
     "groups_cache_key",
     "image_array",
     "image_aspects",
