@@ -223,3 +223,123 @@ def test_manifest_records_groups_and_strategy(tmp_path, data_6400):
     old = write_manifest(tmp_path / "old.csv", index, s)
     m_old = load_manifest(old, discover(d))
     assert m_old.groups is None and m_old.strategy is None and np.array_equal(m_old.splits, s)
+
+
+# --------------------------------------------------------------------------------------
+# augmented copies: a brain with all its copies is one unit; validation and test hold
+# originals only by default (real slices of 17 known brains + 40 planted copies)
+
+
+@pytest.fixture(scope="module")
+def aug(augmented_brains):
+    from alzmri.data.groups import read_groups_csv
+
+    index = discover(augmented_brains["root"])
+    res = read_groups_csv(augmented_brains["groups_csv"], index)
+    pairs = [(index.paths.index(c), index.paths.index(s)) for c, s in sorted(augmented_brains["copy_of"].items())]
+    return index, res, augmented_brains, pairs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_subject_split_leaves_copies_of_val_and_test_brains_out(aug, seed):
+    from alzmri.data.eval_copies import leave_out_eval_copies, summarize_copies
+
+    index, res, ab, pairs = aug
+    s = make_split("subject", index.labels, seed=seed, groups=res.group)
+    final = leave_out_eval_copies(s, res.copy_of)
+    # the brain is the unit: every copy was put in its original's split
+    assert all(s[c] == s[o] for c, o in pairs)
+    # validation and test hold originals only; copies of training brains stay in training
+    assert not any(final[c] in ("val", "test") for c, _ in pairs)
+    assert all(final[c] == ("train" if s[o] == "train" else "") for c, o in pairs)
+    n_eval = sum(s[o] in ("val", "test") for _, o in pairs)
+    assert n_eval > 0, "this seed puts no copied brain in val/test; the test would prove nothing"
+    summary = summarize_copies(final, res.copy_of)
+    assert (summary.n_copies, summary.left_out, summary.train, summary.val, summary.test) == (40, n_eval, 40 - n_eval, 0, 0)
+    assert summary.warning() is None and f"{n_eval} were left out of validation and test" in summary.note()
+    # originals are never moved
+    originals = res.copy_of < 0
+    assert np.array_equal(final[originals], s[originals])
+    # keep_eval_copies keeps them, with the pseudo-replicate warning
+    kept = leave_out_eval_copies(s, res.copy_of, keep=True)
+    assert np.array_equal(kept, s)
+    ks = summarize_copies(kept, res.copy_of)
+    assert ks.left_out == 0 and ks.val + ks.test == n_eval
+    assert ks.warning().startswith(f"validation and test hold {n_eval} augmented copies")
+
+
+@pytest.mark.parametrize("strategy", ["image", "stratified"])
+def test_slice_split_warns_with_the_copies_and_brains_that_cross(aug, strategy):
+    from alzmri.data.eval_copies import leave_out_eval_copies
+
+    index, res, ab, pairs = aug
+    for keep in (False, True):
+        s = leave_out_eval_copies(make_split(strategy, index.labels, seed=4), res.copy_of, keep=keep)
+        crossing = [(c, o) for c, o in pairs if s[c] and s[o] and s[c] != s[o]]
+        brains = {ab["brain"][index.paths[c]] for c, _ in crossing}
+        assert crossing and len(brains) > 1
+        warns = split_warnings(index.labels, s, groups=res.group, strategy=strategy, copy_of=res.copy_of)
+        line = f"split strategy '{strategy}' puts {len(crossing)} augmented copies of {len(brains)} brains (scan groups) in a different split"
+        assert sum(w.startswith(line) for w in warns) == 1, warns
+        assert any("subjects (scan groups) in more than one split" in w for w in warns)
+    # a split by subject never separates a copy from its original: no such warning
+    s = leave_out_eval_copies(make_split("subject", index.labels, seed=4, groups=res.group), res.copy_of)
+    assert not any("augmented copies" in w for w in split_warnings(index.labels, s, groups=res.group, strategy="subject", copy_of=res.copy_of))
+
+
+def test_subject_folds_keep_every_copy_with_its_brain(aug):
+    index, res, _, pairs = aug
+    folds = subject_folds(index.labels, res.group, 3, seed=0)
+    assert all(f[c] == f[o] for f in folds for c, o in pairs)
+
+
+def test_manifest_keeps_copies_and_the_copies_left_out(aug, tmp_path):
+    from alzmri.data.eval_copies import leave_out_eval_copies, summarize_copies
+    from alzmri.data.subjects import resolve_subjects
+
+    index, res, _, pairs = aug
+    final = leave_out_eval_copies(make_split("subject", index.labels, seed=0, groups=res.group), res.copy_of)
+    path = write_manifest(tmp_path / "m.csv", index, final, groups=res.group, strategy="subject", copy_of=res.copy_of)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "path,class,split,sha256,group,strategy,kind,copy_of"
+    left_out = [c for c, _ in pairs if final[c] == ""]
+    assert len(lines) - 1 == int((final != "").sum()) + len(left_out)  # left-out copies are listed, with an empty split
+    row = next(line for line in lines if line.startswith(index.paths[left_out[0]] + ","))
+    assert row.split(",")[2] == "" and row.endswith(f",copy,{index.paths[res.copy_of[left_out[0]]]}")
+    m = load_manifest(path, discover(index.root))
+    assert np.array_equal(m.splits, final) and np.array_equal(m.copy_of, res.copy_of)
+    assert summarize_copies(m.splits, m.copy_of) == summarize_copies(final, res.copy_of)
+    # a reused manifest gives the run its groups and copies without recovery
+    subj = resolve_subjects(index, manifest=m)
+    assert subj.source == "manifest" and np.array_equal(subj.copy_of, res.copy_of)
+    assert all(subj.group[c] == subj.group[o] for c, o in pairs)
+    # without copies the file is as before (no kind/copy_of columns, no empty splits)
+    plain = write_manifest(tmp_path / "p.csv", index, final, groups=res.group, copy_of=np.full(len(index), -1))
+    assert plain.read_text().splitlines()[0] == "path,class,split,sha256,group"
+    assert load_manifest(plain, index).copy_of is None
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p[:2] + [""] + p[3:] if p[6] == "original" else None, r"split must be train, val or test \(empty only for an augmented copy left out\)"),
+        (lambda p: p[:7] + ["NonDemented/nope.jpg"] if p[6] == "copy" else None, r"copy_of names 'NonDemented/nope.jpg', which is not in the dataset"),
+        (lambda p: p[:6] + ["twin", p[7]] if p[6] == "copy" else None, r"kind must be original or copy; got 'twin'"),
+        (lambda p: p[:4] + ["999"] + p[5:] if p[6] == "copy" else None, r"this copy and its original .* are in different groups"),
+    ],
+)
+def test_manifest_copy_errors_name_file_and_line(aug, tmp_path, edit, message):
+    from alzmri.data.eval_copies import leave_out_eval_copies
+
+    index, res, _, _ = aug
+    final = leave_out_eval_copies(make_split("subject", index.labels, seed=0, groups=res.group), res.copy_of)
+    lines = write_manifest(tmp_path / "m.csv", index, final, groups=res.group, strategy="subject", copy_of=res.copy_of).read_text().splitlines()
+    for k in range(1, len(lines)):
+        new = edit(lines[k].split(","))
+        if new is not None:
+            lines[k] = ",".join(new)
+            break
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(AlzmriError, match=message) as exc:
+        load_manifest(tmp_path / "bad.csv", index)
+    assert str(exc.value).startswith(f"{tmp_path / 'bad.csv'}:{k + 1}: ")

@@ -409,9 +409,12 @@ def make_split(strategy: str, labels, *, fractions=(0.7, 0.15, 0.15), seed: int 
     return fn(labels, fractions=fractions, seed=seed, source_split=source_split, groups=groups)
 
 
-def split_warnings(labels, splits, *, groups=None, strategy: str = "", source_split=None) -> list[str]:
+def split_warnings(labels, splits, *, groups=None, strategy: str = "", source_split=None, copy_of=None) -> list[str]:
     """Warnings about a split, one sentence each (empty list: nothing to say).
 
+    * augmented copies in a different split from their original, with the number of
+      brains they belong to (``copy_of`` given; the leak of slice-level splits on
+      augmented sets);
     * subjects with slices in more than one split (any strategy; the leak of slice-level
       splits);
     * for a split by subject: a class with fewer subjects than non-empty splits (e.g. 2
@@ -431,18 +434,32 @@ def split_warnings(labels, splits, *, groups=None, strategy: str = "", source_sp
         The strategy's name, used in the messages.
     source_split : sequence of str or None, optional
         The release's own split per image.
+    copy_of : array-like of shape (n_images,), int, optional
+        Index of each augmented copy's original, -1 for originals
+        (:attr:`alzmri.data.groups.GroupResult.copy_of`).
 
     Returns
     -------
     list of str
     """
+    from alzmri.data.eval_copies import crossing_copies
+
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     splits = np.asarray(splits, dtype=str)
+    out: list[str] = []
+    if copy_of is not None:
+        n_cross, n_brains = crossing_copies(splits, copy_of, groups)
+        if n_cross:
+            name = f"split strategy {strategy!r}" if strategy else "this split"
+            out.append(
+                f"{name} puts {n_cross} augmented copies of {n_brains} brains (scan groups) in a different split from their "
+                "original: a model is scored on slices whose copies it trained on, or the reverse (leakage); "
+                "use --split-strategy subject, which keeps every brain with all its copies in one split"
+            )
     if groups is None:
-        return []
+        return out
     codes = _group_codes(groups, len(labels))
     used = splits != ""
-    out: list[str] = []
     if strategy == "subject" and source_split is not None and any(s == "test" for s in source_split):
         shared, n_test_groups = _release_shares_groups(source_split, codes)
         if shared:
