@@ -184,7 +184,7 @@ def test_data_groups_writes_csv_and_prints_summary(capsys, brains_176, tmp_path)
     code, out, _ = run_cli(capsys, "data", "groups", brains_176, "-o", tmp_path / "g.csv")
     assert code == 0
     rows = list(csv.DictReader((tmp_path / "g.csv").open()))
-    assert list(rows[0]) == ["path", "class", "group", "position"] and len(rows) == 113
+    assert list(rows[0]) == ["path", "class", "group", "position", "kind", "copy_of"] and len(rows) == 113
     assert len({r["group"] for r in rows}) == 17
     assert "17 groups" in out and "mixed-class groups: none" in out
     assert "NonDemented 7, VeryMildDemented 4, MildDemented 4, ModerateDemented 2" in " ".join(out.split())
@@ -265,3 +265,89 @@ def test_usage_errors_exit_2_without_traceback(capsys, args):
     code, out, err = run_cli(capsys, *args)
     assert code == 2
     assert "Traceback" not in out + err and "Usage" in out + err
+
+
+# --------------------------------------------------------------------------------------
+# augmented copies (17 known brains + 40 planted copies; recovery stands in as the truth)
+
+
+def _truth_recovery(monkeypatch, ab, gap):
+    """Image recovery replaced by the known brains and copies, with separation gap ``gap``; results cached as usual."""
+    import functools
+
+    import alzmri.data.groups.cache as cache
+    from conftest import truth_result
+
+    @functools.wraps(cache.recover_groups)
+    def fake(index, images=None, **kw):
+        return truth_result(index, ab["brain"], ab["copy_of"], gap=gap)
+
+    monkeypatch.setattr(cache, "recover_groups", fake)
+
+
+def test_data_groups_names_the_copies_in_the_csv_and_the_summary(capsys, augmented_brains, tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.setenv("ALZMRI_CACHE_DIR", str(tmp_path / "cache"))
+    _truth_recovery(monkeypatch, augmented_brains, gap=0.2)
+    code, out, err = run_cli(capsys, "data", "groups", augmented_brains["root"], "-o", tmp_path / "g.csv")
+    assert code == 0 and err == ""
+    n_orig = len(set(augmented_brains["copy_of"].values()))
+    assert f"augmented copies: 40 images look like augmented copies of {n_orig} originals" in " ".join(out.split())
+    rows = {r["path"]: r for r in csv.DictReader((tmp_path / "g.csv").open())}
+    assert {p: r["copy_of"] for p, r in rows.items() if r["kind"] == "copy"} == augmented_brains["copy_of"]
+    code, out, _ = run_cli(capsys, "data", "groups", augmented_brains["root"], "-o", tmp_path / "g2.csv", "--json")
+    s = json.loads(out)
+    assert (s["n_copies"], s["n_copied_originals"], s["warnings"]) == (40, n_orig, [])
+
+
+def test_unreliable_groups_are_one_warning_line_in_groups_and_audit(capsys, augmented_brains, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALZMRI_CACHE_DIR", str(tmp_path / "cache"))
+    _truth_recovery(monkeypatch, augmented_brains, gap=0.01)
+    for args in (["groups", augmented_brains["root"], "-o", tmp_path / "g.csv"], ["groups", augmented_brains["root"], "-o", tmp_path / "g.csv", "--json"],
+                 ["audit", augmented_brains["root"]], ["audit", augmented_brains["root"], "--json"]):
+        code, out, err = run_cli(capsys, "data", *args)
+        assert code == 0 and "Traceback" not in err
+        lines = [line for line in err.splitlines() if "unreliable" in line]
+        assert len(lines) == 1 and lines[0].startswith("warning: the recovered groups are unreliable (gap 0.010"), err
+        assert "pass --groups FILE" in lines[0]
+    assert json.loads(out)["groups_warning"].startswith("the recovered groups are unreliable")
+
+
+def test_data_audit_splits_as_training_would(capsys, augmented_brains, tmp_path):
+    from alzmri.data.discovery import discover
+    from alzmri.data.splits import make_split
+
+    ab = augmented_brains
+    index = discover(ab["root"])
+    g = {p: ab["brain"][p] for p in index.paths}
+    subject = make_split("subject", index.labels, seed=42, groups=[g[p] for p in index.paths])
+    split_of = dict(zip(index.paths, subject))
+    n_eval = sum(split_of[o] in ("val", "test") for o in ab["copy_of"].values())
+    assert n_eval > 0
+    code, out, err = run_cli(capsys, "data", "audit", ab["root"], "--groups", ab["groups_csv"], "--json")
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["eval_copies"]["left_out"] == n_eval and rep["eval_copies"]["val"] == rep["eval_copies"]["test"] == 0
+    assert rep["shared_groups"]["n_groups_shared"] == 0 and rep["groups_warning"] is None
+    code, out, _ = run_cli(capsys, "data", "audit", ab["root"], "--groups", ab["groups_csv"], "--keep-eval-copies", "--json")
+    kept = json.loads(out)["eval_copies"]
+    assert kept["left_out"] == 0 and kept["val"] + kept["test"] == n_eval
+    code, out, _ = run_cli(capsys, "data", "audit", ab["root"], "--groups", ab["groups_csv"])
+    assert f"augmented copies: 40 images look like augmented copies" in " ".join(out.split())
+    assert f"{n_eval} left out" in " ".join(out.split())
+
+
+def test_data_inspect_reports_copies_from_the_cache_or_on_request(capsys, augmented_brains, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALZMRI_CACHE_DIR", str(tmp_path / "cache"))
+    _truth_recovery(monkeypatch, augmented_brains, gap=0.2)
+    root = augmented_brains["root"]
+    code, out, _ = run_cli(capsys, "data", "inspect", root)
+    assert code == 0 and "augmented copies: not looked for" in " ".join(out.split())
+    assert json.loads(run_cli(capsys, "data", "inspect", root, "--json")[1])["copies"] is None
+    n_orig = len(set(augmented_brains["copy_of"].values()))
+    code, out, _ = run_cli(capsys, "data", "inspect", root, "--copies", "--json")
+    assert json.loads(out)["copies"] == {"n_copies": 40, "n_copied_originals": n_orig, "source": "recovered groups (now cached)"}
+    code, out, _ = run_cli(capsys, "data", "inspect", root)  # now cached: reported without recovering
+    text = " ".join(out.split())
+    assert f"augmented copies: 40 images look like augmented copies of {n_orig} originals" in text and "from the groups cache" in text

@@ -18,11 +18,13 @@ from rich.table import Column, Table
 from alzmri.errors import AlzmriError
 
 app = typer.Typer(help="Train, honestly evaluate and use brain-MRI classifiers of Alzheimer's severity.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Inspect, download, group and audit datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
 out = Console()
 err = Console(stderr=True)
+
+from alzmri.cli_data import data_app  # noqa: E402 (the `alzmri data ...` commands)
+
+app.add_typer(data_app, name="data")
 
 
 def _fmt(v) -> str:
@@ -31,160 +33,6 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
     return str(v)
-
-
-@data_app.command("inspect")
-def data_inspect(
-    data: Path = typer.Argument(..., help="dataset folder"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
-) -> None:
-    """Per-class counts, image sizes and modes, the detected layout, unreadable files."""
-    from alzmri.data.inspect import inspect_dataset
-
-    info = inspect_dataset(data)
-    if as_json:
-        print(json.dumps(info, indent=2))
-        return
-    out.print(f"[bold]{info['root']}[/bold]  layout: {info['layout']}  images: {info['total']}")
-    t = Table("folder", "class")
-    for folder, cls in info["class_folders"].items():
-        t.add_row(folder, cls)
-    out.print(t)
-    t = Table("class", "images", *(f"{s}" for s in info["counts_by_source_split"]))
-    for cls, n in info["counts"].items():
-        t.add_row(cls, str(n), *(str(d[cls]) for d in info["counts_by_source_split"].values()))
-    out.print(t)
-    out.print("sizes: " + ", ".join(f"{k} ({v})" for k, v in info["sizes"].items()))
-    out.print("modes: " + ", ".join(f"{k} ({v})" for k, v in info["modes"].items()))
-    if info["unreadable"]:
-        out.print(f"[red]unreadable files: {len(info['unreadable'])}[/red]")
-        for u in info["unreadable"]:
-            out.print(f"  {u['path']}: {u['reason']}")
-    else:
-        out.print("unreadable files: none")
-
-
-@data_app.command("download")
-def data_download(
-    dest: Optional[Path] = typer.Option(None, help="target folder; default: the user cache"),
-    force: bool = typer.Option(False, help="download again even if a complete copy exists"),
-) -> None:
-    """Fetch the public 6,400-slice set (Hugging Face Hub: Falah/Alzheimer_MRI) into the user cache."""
-    from alzmri.data.download import download_dataset
-
-    path = download_dataset(dest, force=force)
-    out.print(f"dataset ready at {path}")
-
-
-@data_app.command("groups")
-def data_groups(
-    data: Path = typer.Argument(..., help="dataset folder"),
-    output: Path = typer.Option(..., "--out", "-o", help="groups CSV to write (path,class,group,position)"),
-    threshold: Optional[float] = typer.Option(None, help="link threshold on the fine similarity (default 0.83)"),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-) -> None:
-    """Recover which slices come from the same brain (subject groups) and write them as CSV."""
-    from alzmri.data.discovery import discover
-    from alzmri.data.groups import load_or_recover_groups, write_groups_csv
-
-    index = discover(data)
-    params = {} if threshold is None else {"threshold": threshold}
-    res = load_or_recover_groups(index, **params)
-    write_groups_csv(output, index, res)
-    summary = res.summary()
-    summary["groups_per_class"] = _groups_per_class(res)
-    summary["written"] = str(output)
-    if as_json:
-        print(json.dumps(summary, indent=2))
-        return
-    _print_group_summary(summary)
-
-
-def _groups_per_class(res) -> dict[str, int]:
-    from alzmri.data.classes import CLASS_NAMES
-    from alzmri.data.splits import group_labels
-
-    if not len(res.group):
-        return {}
-    glab = group_labels(res.labels, res.group)
-    return {name: int((glab == k).sum()) for k, name in enumerate(CLASS_NAMES)}
-
-
-def _print_group_summary(s: dict) -> None:
-    how = f"{s['method']}" + (f", threshold {s['threshold']:g}" if s.get("threshold") is not None else "")
-    out.print(f"[bold]{s['n_groups']} groups[/bold] ({how}) for {s['n_images']} images; written {s['written']}")
-    gs = s["group_size"]
-    out.print(f"group size: min {gs['min']}, median {gs['median']:g}, mean {gs['mean']:g}, max {gs['max']}; singletons {s['n_singletons']}")
-    t = Table("group size", "groups", title="size histogram")
-    for size, n in s["size_histogram"].items():
-        t.add_row(size, str(n))
-    out.print(t)
-    out.print("classes per group: " + ", ".join(f"{k} class{'es' if k != '1' else ''}: {v} groups" for k, v in s["classes_per_group"].items()))
-    out.print("groups (subjects) per class, by majority class: " + ", ".join(f"{k} {v}" for k, v in s["groups_per_class"].items()))
-    sep = s.get("separation")
-    if sep:
-        out.print(
-            f"separation: weakest link within groups {_fmt(sep['weakest_link_within'])}, "
-            f"strongest similarity between groups {_fmt(sep['strongest_between'])} (gap {_fmt(sep['gap'])})"
-        )
-    if s["n_unreadable"]:
-        out.print(f"unreadable images (each its own group): {s['n_unreadable']}")
-    n_mixed = s["n_mixed_class_groups"]
-    if n_mixed:
-        out.print(f"[bold red]FLAGGED: {n_mixed} mixed-class group(s)[/bold red] (a scan has one diagnosis: a recovery or labelling error)")
-        for m in s["mixed_class_groups"][:10]:
-            cls = ", ".join(f"{k} {v}" for k, v in m["classes"].items())
-            out.print(f"  group {m['group']} ({m['size']} images): {cls}; e.g. {', '.join(m['examples'])}", markup=False, highlight=False)
-    else:
-        out.print("mixed-class groups: none")
-
-
-@data_app.command("audit")
-def data_audit(
-    data: Path = typer.Argument(..., help="dataset folder"),
-    split: Optional[Path] = typer.Option(None, help="manifest.csv of the split to audit (default: the release's own split folders, else the split alzmri train would make)"),
-    groups: Optional[Path] = typer.Option(None, help="groups CSV (alzmri data groups); default: from the manifest or recovered"),
-    split_strategy: str = typer.Option("subject", help="without --split: subject, stratified or image"),
-    seed: int = typer.Option(42, help="without --split: split seed"),
-    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-) -> None:
-    """Leakage audit of a split: duplicates, near-duplicates and shared subjects across splits, and a 1-NN baseline vs chance.
-
-    Exit code 0 even when leakage is found; the warning is printed (also on stderr).
-    """
-    from alzmri.data.audit import audit_split, format_audit
-    from alzmri.data.discovery import discover
-    from alzmri.data.manifest import load_manifest
-    from alzmri.data.splits import SPLITTERS, make_split
-    from alzmri.training.train import resolve_groups
-    from alzmri.utils.console import print_warning
-
-    index = discover(data)
-    manifest = load_manifest(split, index) if split is not None else None
-    g, g_source = resolve_groups(index, groups_file=groups, manifest=manifest)
-    if manifest is not None:
-        splits, what = manifest.splits, f"manifest {split}" + (f" (strategy {manifest.strategy})" if manifest.strategy else "")
-    elif index.layout == "split_folders":
-        splits = [r.source_split or "" for r in index.records]
-        what = "the release's own split folders (" + ", ".join(sorted({s for s in splits if s})) + ")"
-    else:
-        if split_strategy not in SPLITTERS:
-            raise AlzmriError(f"--split-strategy must be one of {', '.join(SPLITTERS)}; got {split_strategy!r}")
-        splits = make_split(split_strategy, index.labels, seed=seed, groups=g)
-        what = f"strategy {split_strategy}, seed {seed}, 70/15/15"
-    report = audit_split(index, splits, groups=g)
-    report["split_audited"] = what
-    report["groups_source"] = g_source
-    if as_json:
-        print(json.dumps(report, indent=2))
-    else:
-        out.print(f"split audited: {what}; subject groups: {g_source}", markup=False, highlight=False)
-        text = format_audit(report)
-        for line in text.splitlines():
-            style = "bold yellow" if line.lstrip().startswith("WARNING") else None
-            out.print(line, style=style, markup=False, highlight=False, soft_wrap=True)
-    if report["leakage_warning"]:
-        print_warning(report["message"])
 
 
 @app.command()
@@ -203,6 +51,10 @@ def train(
     ),
     groups: Optional[Path] = typer.Option(None, help="groups CSV from `alzmri data groups` (default: recovered from the images, cached)"),
     folds: Optional[int] = typer.Option(None, help="k-fold cross-validation by subject: K runs in OUT/fold-i and OUT/cv.json"),
+    keep_eval_copies: Optional[bool] = typer.Option(
+        None, "--keep-eval-copies", help="keep augmented copies that the split puts in validation/test (the notebook's protocol; "
+        "warned: pseudo-replicates); default: validation and test hold originals only"
+    ),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="kornia batch augmentation (default off)"),
     balance_augment: Optional[bool] = typer.Option(
         None, "--balance-augment/--no-balance-augment", help="augmented copies of minority-class training images until train classes are equal (after splitting; default off)"
@@ -246,6 +98,7 @@ def train(
         split_strategy=split_strategy,
         groups=groups,
         folds=folds,
+        keep_eval_copies=keep_eval_copies,
         augment=augment,
         balance_augment=balance_augment,
         precision=precision,

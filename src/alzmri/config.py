@@ -41,6 +41,11 @@ class TrainConfig(BaseModel):
     groups: Path | None = Field(None, description="groups CSV (alzmri data groups); default: recovered from the images and cached")
     folds: int | None = Field(None, ge=2, description="k-fold cross-validation by subject: K runs in OUT/fold-0 .. fold-K-1 and OUT/cv.json")
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    keep_eval_copies: bool = Field(
+        False,
+        description="keep augmented copies that a new split puts in validation or test (the notebook's protocol; warned: "
+        "pseudo-replicates); default: validation and test hold originals only, copies of training brains stay in training",
+    )
     augment: bool = Field(False, description="kornia batch augmentation of training batches (the notebook trained AltzCNN without)")
     balance_augment: bool = Field(
         False, description="add augmented copies of minority-class training images (in memory) until train classes are equal"

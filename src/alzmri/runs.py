@@ -42,7 +42,10 @@ class RunInfo:
     ``groups_source`` where the subject groups came from; ``warnings`` the warnings
     printed during training (a class with fewer subjects than splits, subjects shared
     between splits, ...); ``augmented_train_images`` the in-memory augmented copies added
-    to the training split by ``balance_augment``.
+    to the training split by ``balance_augment``; ``copies`` the augmented copies found in
+    the data (images that are copies of other images of the set): ``n_copies``,
+    ``n_originals_copied``, copies per split (``train``, ``val``, ``test``), ``left_out``
+    (out of validation and test), ``reason`` and a ``note`` sentence; empty without copies.
     """
 
     model: str
@@ -58,6 +61,7 @@ class RunInfo:
     split_counts: dict[str, int] = field(default_factory=dict)
     split_seed: int | None = None
     groups_source: str = ""
+    copies: dict = field(default_factory=dict)
     n_groups: int = 0
     balance_augment: bool = False
     augmented_train_images: int = 0

@@ -26,8 +26,17 @@ def _probe(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None]:
         return None, None, f"not readable ({type(exc).__name__})"
 
 
-def inspect_dataset(root: str | Path) -> dict:
+def inspect_dataset(root: str | Path, *, copies: bool = False) -> dict:
     """Describe a dataset folder.
+
+    Parameters
+    ----------
+    root : path-like
+    copies : bool, default=False
+        Recover the subject groups (:func:`alzmri.data.groups.load_or_recover_groups`,
+        cached on disk) to count augmented copies. False: report copies only when the
+        groups of this data are already cached (by ``alzmri data groups`` or a run), so
+        inspecting stays as fast as reading the files.
 
     Returns
     -------
@@ -37,7 +46,9 @@ def inspect_dataset(root: str | Path) -> dict:
         ``counts_by_source_split`` (for split-folder layouts), ``total``,
         ``sizes`` ("WxH" -> images), ``modes`` (PIL mode -> images) and ``unreadable``
         (list of {"path", "reason"}: files that fail to decode and non-image files in
-        class folders, which training would refuse).
+        class folders, which training would refuse), ``copies`` (``n_copies``: images
+        that look like augmented copies of another image, ``n_copied_originals``,
+        ``source``: "groups cache" or "recovered"; None when not looked for).
 
     Raises
     ------
@@ -72,4 +83,24 @@ def inspect_dataset(root: str | Path) -> dict:
         "sizes": dict(sizes.most_common()),
         "modes": dict(modes.most_common()),
         "unreadable": unreadable,
+        "copies": _copies(index, recover=copies),
     }
+
+
+def _copies(index, *, recover: bool) -> dict | None:
+    """Augmented-copy counts of ``index`` from its cached (or, with ``recover``, recovered) groups."""
+    from alzmri.data.groups import cached_groups, load_or_recover_groups
+    from alzmri.errors import AlzmriError
+
+    if recover:
+        res = load_or_recover_groups(index)
+        source = "the groups cache" if res.params.get("cache") == "hit" else "recovered groups (now cached)"
+    else:
+        try:
+            res, source = cached_groups(index), "the groups cache"
+        except (AlzmriError, OSError):  # unhashable files: nothing cached for them either
+            res = None
+        if res is None:
+            return None
+    is_copy = res.is_copy
+    return {"n_copies": int(is_copy.sum()), "n_copied_originals": int(len(set(res.copy_of[is_copy].tolist()))), "source": source}

@@ -47,6 +47,7 @@ def model_card_text(info: RunInfo, metrics: dict) -> str:
         + ", ".join(f"{k} {v}" for k, v in info.split_counts.items()),
         f"- subjects (scan groups): {info.n_groups or '-'} in the run; source: "
         f"{metrics.get('groups_source') or info.groups_source or 'none'}; test subjects: {_fmt(metrics.get('n_subjects'))}",
+        *([f"- augmented copies: {note}"] if (note := (getattr(info, "copies", None) or {}).get("note")) else []),
         "",
         "## Leakage audit and warnings",
     ]

@@ -74,7 +74,10 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
         Ctrl-C or SIGTERM while a fold trains (names the command that resumes the whole
         cross-validation).
     """
-    from alzmri.training.train import _check_split, load_checked_images, resolve_data_dir, resolve_groups, train
+    from alzmri.data.eval_copies import leave_out_eval_copies
+    from alzmri.data.subjects import resolve_subjects
+    from alzmri.training.train import _check_split, load_checked_images, resolve_data_dir, train
+    from alzmri.utils.console import print_warning
 
     if cfg.resume:
         cfg = _resume_settings(cfg)
@@ -97,13 +100,18 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
 
     index = discover(data_dir)
     cached = load_checked_images(cfg, index, image_size)
-    groups, groups_source = resolve_groups(index, groups_file=cfg.groups)
+    subjects = resolve_subjects(index, groups_file=cfg.groups)
+    groups, groups_source, copy_of = subjects.group, subjects.source, subjects.copy_of
+    unreliable = [w for w in (subjects.warning(),) if w]
+    for w in unreliable:
+        print_warning(w)
     readable = np.flatnonzero(cached.readable)
     fold_splits = []
     for sub in subject_folds(index.labels[readable], groups[readable], k, seed=cfg.seed, val_fraction=cfg.fractions[1]):
         s = np.full(len(index), "", dtype=object)
         s[readable] = sub
-        s = s.astype(str)
+        # a brain and its copies share a group, so they share a fold; copies of validation/test brains are left out
+        s = leave_out_eval_copies(s.astype(str), copy_of, keep=cfg.keep_eval_copies)
         _check_split(s, index.labels, f"{index.root} (fold {len(fold_splits) + 1} of {k})")
         fold_splits.append(s)
 
@@ -114,9 +122,9 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
     for i, s in enumerate(fold_splits):
         manifest = out / "cv-splits" / f"fold-{i}.csv"
         if cfg.resume and manifest.is_file():  # resuming: the same folds, or one clear error
-            check_manifest(manifest, manifest_bytes(index, s, groups=groups, strategy=cv_strategy_name(i, k)), index.root)
+            check_manifest(manifest, manifest_bytes(index, s, groups=groups, strategy=cv_strategy_name(i, k), copy_of=copy_of), index.root)
         else:
-            write_manifest(manifest, index, s, groups=groups, strategy=cv_strategy_name(i, k))
+            write_manifest(manifest, index, s, groups=groups, strategy=cv_strategy_name(i, k), copy_of=copy_of)
         fold_out = out / f"fold-{i}"
         if cfg.resume and run_finished(fold_out, cfg.evaluate):
             runs.append(fold_out)
@@ -127,7 +135,7 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
             runs.append(train(cfg.model_copy(update=update), progress=progress))
         except RunInterrupted as exc:
             raise RunInterrupted(exc.what, f"alzmri train --folds {k} --out {out} --resume", exit_code=exc.exit_code) from None
-    summarize_cv(out, k=k, seed=cfg.seed, groups_source=groups_source)
+    summarize_cv(out, k=k, seed=cfg.seed, groups_source=groups_source, warnings=unreliable)
     return out
 
 
@@ -171,7 +179,7 @@ def _mean_std(values: list) -> dict:
     return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
-def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "", n_boot: int = 1000) -> dict:
+def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "", n_boot: int = 1000, warnings=()) -> dict:
     """Write ``OUT/cv.json`` from the fold runs ``OUT/fold-<i>``.
 
     Parameters
@@ -184,6 +192,9 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
     groups_source : str, default=""
     n_boot : int, default=1000
         Bootstrap replicates of the pooled intervals (subjects resampled).
+    warnings : sequence of str, default=()
+        Warnings about the whole cross-validation (unreliable recovered groups), listed
+        first.
 
     Returns
     -------
@@ -202,7 +213,7 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
 
     out = Path(out)
     per_fold = []
-    warns: list[str] = []
+    warns: list[str] = list(dict.fromkeys(warnings))
     paths: list[str] = []
     ys, ps, gs = [], [], []
     has_groups = True

@@ -436,12 +436,12 @@ def remove_stray_temp_files(out: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def manifest_bytes(index, splits, *, groups=None, strategy: str | None = None) -> bytes:
+def manifest_bytes(index, splits, *, groups=None, strategy: str | None = None, copy_of=None) -> bytes:
     """The bytes :func:`alzmri.data.manifest.write_manifest` writes for this split (through a temporary folder)."""
     from alzmri.data.manifest import write_manifest
 
     with tempfile.TemporaryDirectory(prefix="alzmri-manifest-") as tmp:
-        return write_manifest(Path(tmp) / "manifest.csv", index, splits, groups=groups, strategy=strategy).read_bytes()
+        return write_manifest(Path(tmp) / "manifest.csv", index, splits, groups=groups, strategy=strategy, copy_of=copy_of).read_bytes()
 
 
 def check_manifest(path: str | os.PathLike, expected: bytes, data_root) -> None:

@@ -23,7 +23,7 @@ from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
 from alzmri.data.download import default_dataset_dir
 from alzmri.data.manifest import Manifest, load_manifest, write_manifest
-from alzmri.data.splits import make_split, split_warnings
+from alzmri.data.subjects import resolve_subjects
 from alzmri.errors import AlzmriError
 from alzmri.models import create_model, get_spec
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
@@ -45,7 +45,8 @@ from alzmri.training.reliability import (
     sha256_hex,
     write_history,
 )
-from alzmri.utils.console import print_warning
+from alzmri.training.splitting import make_split_manifest, prepare_split, write_split_manifest  # noqa: F401 (public here too)
+from alzmri.utils.console import print_note, print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -132,17 +133,9 @@ class _NonFiniteLossStop(Callback):
 def resolve_groups(index: DatasetIndex, *, groups_file: Path | None = None, manifest: Manifest | None = None) -> tuple[np.ndarray, str]:
     """Subject (scan group) of every image, and where it came from.
 
-    Order: ``groups_file`` (a CSV from ``alzmri data groups``); the ``group`` column of a
-    reused manifest, when it has one for every image it lists; else recovered from the
-    images by :func:`alzmri.data.groups.recover_groups`, cached on disk per dataset
-    content and settings (:func:`~alzmri.data.groups.load_or_recover_groups`), so it is
-    computed once (about 10 s for 6,400 slices).
-
-    Parameters
-    ----------
-    index : DatasetIndex
-    groups_file : path-like, optional
-    manifest : Manifest, optional
+    The group part of :func:`alzmri.data.subjects.resolve_subjects`, which also says which
+    images are augmented copies of which: a groups file, else a reused manifest's ``group``
+    column, else recovered from the images (cached on disk).
 
     Returns
     -------
@@ -155,64 +148,8 @@ def resolve_groups(index: DatasetIndex, *, groups_file: Path | None = None, mani
     AlzmriError
         The groups file is missing, malformed or made for other data.
     """
-    from alzmri.data.groups import load_or_recover_groups, read_groups_csv
-
-    if groups_file is not None:
-        res = read_groups_csv(groups_file, index)
-        return res.group.astype(np.int64), f"file:{groups_file}"
-    if manifest is not None and manifest.groups is not None:
-        listed = manifest.splits != ""
-        if np.all(manifest.groups[listed] >= 0):
-            g = manifest.groups.copy()
-            # images the manifest leaves out get their own ids (they are not used)
-            g[~listed] = g.max() + 1 + np.arange(int((~listed).sum()))
-            return g, "manifest"
-    res = load_or_recover_groups(index)
-    how = f"images, threshold {res.threshold:g}" if res.method == "images" else res.method
-    return res.group.astype(np.int64), f"recovered ({how})"
-
-
-def _prepare_split(cfg: TrainConfig, index: DatasetIndex, manifest: Manifest | None, groups: np.ndarray) -> tuple[np.ndarray, str]:
-    """The split per image and the name of the strategy that made it."""
-    if manifest is not None:
-        return manifest.splits, manifest.strategy or f"manifest:{cfg.split}"
-    source = [r.source_split for r in index.records]
-    splits = make_split(cfg.split_strategy, index.labels, fractions=cfg.fractions, seed=cfg.seed, source_split=source, groups=groups)
-    return splits, cfg.split_strategy
-
-
-def write_split_manifest(cfg: TrainConfig, path: str | Path, *, index: DatasetIndex | None = None) -> Path:
-    """Split ``cfg.data`` exactly as :func:`train` would and write only the manifest.
-
-    Used to give several runs (a comparison) one shared split: each then trains with
-    ``split=path``. With ``cfg.split`` set, that manifest is checked against the data and
-    written again (with its groups and strategy).
-
-    Parameters
-    ----------
-    cfg : TrainConfig
-        Its ``data``, ``split``, ``split_strategy``, ``groups``, ``fractions`` and ``seed``
-        are used.
-    path : path-like
-        Manifest CSV to write (atomically).
-    index : DatasetIndex, optional
-        The already discovered dataset of ``cfg.data``.
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    AlzmriError
-        Bad data, manifest or groups file.
-    """
-    index = index if index is not None else discover(resolve_data_dir(cfg.data))
-    manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
-    groups, _ = resolve_groups(index, groups_file=cfg.groups, manifest=manifest)
-    splits, strategy = _prepare_split(cfg, index, manifest, groups)
-    return write_manifest(path, index, splits, groups=groups, strategy=strategy)
+    subjects = resolve_subjects(index, groups_file=groups_file, manifest=manifest)
+    return subjects.group, subjects.source
 
 
 def load_checked_images(cfg: TrainConfig, index: DatasetIndex, image_size: int) -> CachedImages:
@@ -318,15 +255,17 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
     with node_cache_lock():  # several processes on a node: one decodes, the others read its cache
         cached = load_checked_images(cfg, index, image_size)
-        groups, groups_source = resolve_groups(index, groups_file=cfg.groups, manifest=manifest)
+        subjects = resolve_subjects(index, groups_file=cfg.groups, manifest=manifest)
     skipped = cached.unreadable
-    splits, strategy = _prepare_split(cfg, index, manifest, groups)
-    splits = np.where(cached.readable, splits, "")
+    prep = prepare_split(cfg, index, manifest, subjects, readable=np.asarray(cached.readable, dtype=bool))
+    splits, strategy, groups, copy_of = prep.splits, prep.strategy, subjects.group, subjects.copy_of
     counts = _check_split(splits, index.labels, str(index.root))
-    source = None if manifest is not None else [r.source_split for r in index.records]
-    warns = split_warnings(index.labels, splits, groups=groups, strategy=strategy, source_split=source)
-    for w in warns if ranks.is_global_zero else ():
-        print_warning(w)
+    warns = prep.warnings
+    if ranks.is_global_zero:
+        for w in warns:
+            print_warning(w)
+        if prep.left_out_note():
+            print_note(prep.left_out_note())
     images, labels, fit_splits = cached.images, index.labels, splits
     augmented: dict[str, int] = {}
     if cfg.balance_augment:
@@ -342,7 +281,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     except TypeError as exc:
         raise AlzmriError(f"model_kwargs {cfg.model_kwargs} do not fit model {cfg.model!r} ({exc})") from None
 
-    expected_manifest = manifest_bytes(index, splits, groups=groups, strategy=strategy)
+    expected_manifest = manifest_bytes(index, splits, groups=groups, strategy=strategy, copy_of=copy_of)
     if resume is not None:  # the same split, or one clear error
         check_manifest(out / "manifest.csv", expected_manifest, index.root)
         if resume.checkpoint is not None:
@@ -355,7 +294,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         paths = {k: Path(v).resolve() for k in ("split", "groups") if (v := getattr(cfg, k)) is not None}
         resolved = cfg.model_copy(update={"data": index.root, "out": out.resolve(), "image_size": image_size, "resume": False, **paths})
         atomic_write_text(out / "config.yaml", dump_config(resolved))
-        write_manifest(out / "manifest.csv", index, splits, groups=groups, strategy=strategy)
+        write_manifest(out / "manifest.csv", index, splits, groups=groups, strategy=strategy, copy_of=copy_of)
         atomic_write_json(out / "environment.json", environment())
         if skipped:
             write_skipped_report(out / "skipped.csv", skipped, index.root, len(index))  # CSV + one console line
@@ -430,7 +369,8 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         split_strategy=strategy,
         split_counts=counts,
         split_seed=None if manifest is not None else cfg.seed,
-        groups_source=groups_source,
+        groups_source=subjects.source,
+        copies=prep.copies_record(),
         n_groups=int(len(np.unique(groups[splits != ""]))),
         balance_augment=cfg.balance_augment,
         augmented_train_images=int(sum(augmented.values())),
