@@ -159,10 +159,29 @@ def test_positions_follow_slice_levels(brains):
     # every chain in order, and all chains run the same way
     assert np.all(np.abs(rhos) >= 0.9), rhos
     assert np.all(np.sign(rhos) == np.sign(rhos[0])), rhos
-    # positions are 0..size-1 within each group
+    # the originals of each group are at positions 0..m-1; a copy is at its original's
     for g in range(result.n_groups):
-        p = np.sort(result.position[result.group == g])
+        members = result.group == g
+        p = np.sort(result.position[members & ~result.is_copy])
         assert p.tolist() == list(range(len(p)))
+    copies = np.flatnonzero(result.is_copy)
+    assert len(copies) > 0
+    assert np.array_equal(result.position[copies], result.position[result.copy_of[copies]])
+
+
+def test_planted_copies_are_marked_as_copies_of_their_source(brains):
+    index, result, _, level, copies = brains
+    pos = {p: i for i, p in enumerate(index.paths)}
+    # each planted copy and its source are one slice: exactly one of the two is the copy of
+    # the other (with one copy per source, a blurred or re-compressed copy cannot be told
+    # from its source), and no other original is marked as a copy
+    for c, s in copies.items():
+        i, j = pos[c], pos[s]
+        assert (result.copy_of[i], result.copy_of[j]) in ((j, -1), (-1, i)), (c, result.copy_of[i], result.copy_of[j])
+    sources = {pos[s] for s in copies.values()}
+    others = [pos[p] for p in level if pos[p] not in sources]
+    assert not result.is_copy[others].any()
+    assert result.summary()["n_copies"] == len(copies)
 
 
 def test_summary_and_stable_ids(brains):

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from alzmri.data.groups.similarity import top_k
+
 #: Laplacian-of-Gaussian sigma in pixels of a 64-pixel image (coarser than augmentation blur).
 POSE_LOG_SIGMA = 1.5
 N_RINGS = 24
@@ -213,9 +215,7 @@ def pose_candidates(feats: PoseFeatures, k: int, *, query: np.ndarray | None = N
         s = feats.descriptor[qi] @ rd.T
         s[:, invalid] = -np.inf
         s[qi[:, None] == r[None, :]] = -np.inf
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        o = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
-        out[start : start + len(qi)] = r[np.take_along_axis(part, o, axis=1)]
+        out[start : start + len(qi)] = r[top_k(s, k)]
     return out
 
 

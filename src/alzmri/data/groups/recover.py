@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import PurePosixPath
@@ -11,16 +12,26 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from alzmri.data.discovery import DatasetIndex
+from alzmri.data.groups.copies import (
+    ATTACH_THRESHOLD,
+    MIN_SETTLED_SIZE,
+    NEAR_DUPLICATE_SIMILARITY,
+    attach_copies,
+    near_duplicate_copies,
+)
 from alzmri.data.groups.filenames import (
     OASIS_ID_PATTERN,
     _canonical_ids,
     _filename_groups,
 )
+from alzmri.data.groups.pose import estimate_pose, pose_features
 from alzmri.data.groups.result import GroupResult
 from alzmri.data.groups.seriation import _chain_orders, _orient
 from alzmri.data.groups.similarity import (
     DEFAULT_IMAGE_SIZE,
+    SimilarityFeatures,
     _single_thread_blas,
+    pair_similarity,
     similar_pairs,
     similarity_features,
 )
@@ -102,6 +113,8 @@ def recover_groups(
     rotation_step: float = 2.0,
     use_filenames: bool | str = "auto",
     id_pattern: str = OASIS_ID_PATTERN,
+    find_copies: bool = True,
+    copy_threshold: float = ATTACH_THRESHOLD,
     cache_dir: str | os.PathLike | None = None,
 ) -> GroupResult:
     """Assign every image to a group of slices from the same scan.
@@ -139,6 +152,14 @@ def recover_groups(
     id_pattern : str, default=OASIS_ID_PATTERN
         Regular expression searched in each base name; group 1 (or the whole match) is
         the subject ID.
+    find_copies : bool, default=True
+        Look for augmented copies (:mod:`alzmri.data.groups.copies`): near-identical
+        images in a group become copies of its medoid, and images left in groups of fewer
+        than :data:`~alzmri.data.groups.copies.MIN_SETTLED_SIZE` join the brain of their
+        best pose-invariant match (rotation, flips, shift, zoom) when it reaches
+        ``copy_threshold``. Fills ``GroupResult.copy_of``.
+    copy_threshold : float, default=0.85
+        Pose-invariant similarity needed to attach an image as a copy.
     cache_dir : path-like, optional
         Image cache folder for :func:`~alzmri.data.cache.load_images`.
 
@@ -169,6 +190,8 @@ def recover_groups(
         "log_sigma": float(log_sigma),
         "max_rotation": float(max_rotation),
         "rotation_step": float(rotation_step),
+        "find_copies": bool(find_copies),
+        "copy_threshold": float(copy_threshold),
     }
 
     if use_filenames is not False:
@@ -217,7 +240,15 @@ def recover_groups(
     adj = sp.coo_matrix((np.ones(int(link.sum())), (ei[link], ej[link])), shape=(n, n)).tocsr()
     _, comp = connected_components(adj, directed=False)
     group = _canonical_ids(comp, paths)
+    match = np.full(n, -1, dtype=np.int64)
+    attach_score = np.full(n, np.nan, dtype=np.float32)
+    if find_copies and n and (np.bincount(group)[group] < MIN_SETTLED_SIZE).any():
+        # shifted / zoomed copies left in small groups join the brain they were made from
+        pose = pose_features(arr, valid=readable)
+        attached, match, attach_score = attach_copies(pose, arr, group, threshold=copy_threshold)
+        group = _canonical_ids(attached, paths)
     n_groups = int(group.max()) + 1 if n else 0
+    copy_of = _copy_origins(arr, feats, max_rotation, rotation_step, n, ei, ej, usim, group, paths, match) if find_copies else np.full(n, -1, dtype=np.int64)
 
     # separation diagnostics
     between = group[ei] != group[ej]
@@ -231,18 +262,28 @@ def recover_groups(
         gm = group[mst.row]
         np.fmin.at(weakest, gm, sim_mst)
 
-    # positions
+    # positions: the chain of originals; a copy takes its original's position
     position = np.full(n, -1, dtype=np.int64)
+    chain_feats = dataclasses.replace(feats, valid=feats.valid & (copy_of < 0))
     within = group[ei] == group[ej]
     w_order = np.argsort(group[ei[within]], kind="stable")
     wi, wj, ws = ei[within][w_order], ej[within][w_order], usim[within][w_order]
     wg = group[wi]
     bounds = np.searchsorted(wg, np.arange(n_groups + 1))
     with _single_thread_blas():  # many tiny products: BLAS threads only add overhead
-        orders = _chain_orders(group, n_groups, feats, wi, wj, ws, bounds)
+        orders = _chain_orders(group, n_groups, chain_feats, wi, wj, ws, bounds)
         oriented = _orient(orders, feats)
     for o in oriented:
         position[o] = np.arange(len(o))
+    position[copy_of >= 0] = position[copy_of[copy_of >= 0]]
+    attached = match >= 0
+    unplaced = ~np.isnan(attach_score) & ~attached
+    params["copies"] = {
+        "threshold": float(copy_threshold),
+        "attached": int(attached.sum()),
+        "weakest_attached": round(float(attach_score[attached].min()), 4) if attached.any() else None,
+        "strongest_unattached": round(float(attach_score[unplaced].max()), 4) if unplaced.any() else None,
+    }
 
     return GroupResult(
         paths=list(paths),
@@ -255,4 +296,46 @@ def recover_groups(
         strongest_between=strongest,
         unreadable=~readable,
         params=params,
+        copy_of=copy_of,
     )
+
+
+def _odd_angles(max_rotation: float, rotation_step: float) -> np.ndarray:
+    """Midpoints between the angles of the rotation search, in degrees."""
+    if max_rotation <= 0 or rotation_step <= 0:
+        return np.zeros(1)
+    half = rotation_step / 2.0
+    return np.arange(-max_rotation + half, max_rotation, rotation_step)
+
+
+def _pose_atypicality(images: np.ndarray) -> np.ndarray:
+    """Distance of each slice's brain centroid from the median centroid, in radii of gyration (n,)."""
+    pose, valid = estimate_pose(images)
+    centre = np.median(pose[valid, :2], axis=0) if valid.any() else np.zeros(2)
+    return np.where(valid, np.linalg.norm(pose[:, :2] - centre, axis=1) / pose[:, 2], np.inf)
+
+
+def _copy_origins(images: np.ndarray, feats: SimilarityFeatures, max_rotation: float, rotation_step: float, n: int, ei: np.ndarray, ej: np.ndarray, sim: np.ndarray, group: np.ndarray, paths: list[str], match: np.ndarray) -> np.ndarray:
+    """Original of every copy (-1 for originals): near-duplicates in a group, and attached images.
+
+    An attached image is a copy of the original of the image it matched; chains of copies
+    are followed to their root so that ``copy_of`` always points at an original.
+    """
+    # pairs of one group just under the copy similarity: a rotated copy may sit between the
+    # steps of the rotation search; searching the midpoints tells it from an adjacent slice
+    sim = sim.copy()
+    near = (group[ei] == group[ej]) & (sim >= 0.9) & (sim < NEAR_DUPLICATE_SIMILARITY)
+    if near.any():
+        sim[near] = np.maximum(sim[near], pair_similarity(feats, ei[near], ej[near], angles=_odd_angles(max_rotation, rotation_step)))
+    copy_of = near_duplicate_copies(n, ei, ej, sim, group, paths, atypical=_pose_atypicality(images))
+    attached = np.flatnonzero(match >= 0)
+    copy_of[attached] = match[attached]
+    # attached images point at settled images, settled copies at settled originals: no
+    # cycles, and at most two hops to an original
+    for _ in range(3):
+        target = copy_of.clip(0)
+        hop = (copy_of >= 0) & (copy_of[target] >= 0)
+        if not hop.any():
+            break
+        copy_of[hop] = copy_of[target[hop]]
+    return copy_of

@@ -1,0 +1,294 @@
+"""Augmented copies: which images are copies of which original, and in which brain.
+
+Group recovery first chains slices by their fine similarity in the image frame
+(:mod:`alzmri.data.groups.similarity`); originals and mildly augmented copies (mirror,
+rotation up to 10 degrees, blur, intensity changes, JPEG) join their brain there.
+Copies that were also shifted, zoomed or perspective-distorted do not, and stay in small
+groups of their own. This module places them:
+
+1. :func:`near_duplicate_copies`: inside the chained groups, images whose fine
+   similarity is at least :data:`NEAR_DUPLICATE_SIMILARITY` are one slice; in each such
+   cluster the member most similar to all others (the medoid: every copy was made from
+   the original, so it sits at the centre of the star) is the original, the others its
+   copies.
+2. :func:`attach_copies`: every image of a small group looks for its most similar image
+   among the settled groups with the pose-invariant similarity of
+   :mod:`alzmri.data.groups.pose` (invariant to rotation, flips, shift and zoom). A
+   group whose best member score reaches ``threshold`` joins that brain as copies of the
+   matched image. Images that touch the frame (zoomed in and shifted, part of the brain
+   cut off) have a biased pose, so for them and for any image still unmatched the search
+   is repeated with poses moved towards the cut edge and scaled up. Attachment only
+   moves small groups into settled ones, never joins two settled groups, so distinct
+   brains cannot merge through a copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from alzmri.data.groups.pose import (
+    PoseFeatures,
+    _descriptor,
+    _log_images,
+    _max_correlation,
+    _polar_spectra,
+)
+from alzmri.data.groups.similarity import top_k
+
+#: Fine similarity at or above which two images are the same slice (adjacent slices of one
+#: brain score 0.906-0.965 on the 6,400 set; copies made by mirror, rotation, blur, JPEG
+#: and intensity changes score >= 0.98).
+NEAR_DUPLICATE_SIMILARITY = 0.98
+#: Pose-invariant similarity at or above which an image of a small group is taken as a copy
+#: of its best match (measured: benchmarks/augmented_groups.py, docs/honest-evaluation.md).
+ATTACH_THRESHOLD = 0.85
+#: Groups smaller than this are candidates for attachment (a chained brain has more slices).
+MIN_SETTLED_SIZE = 4
+#: Candidates per query and pose variant.
+ATTACH_CANDIDATES = 20
+VARIANT_CANDIDATES = 8
+#: Pose variants for the second pass: scale factors and shifts towards the cut edge
+#: (fractions of the radius of gyration).
+VARIANT_SCALES = (1.0, 1.08, 1.16)
+VARIANT_SHIFTS = (0.0, 0.06, 0.12)
+
+
+def near_duplicate_copies(
+    n: int, ei: np.ndarray, ej: np.ndarray, sim: np.ndarray, group: np.ndarray, paths: list[str], atypical: np.ndarray | None = None
+) -> np.ndarray:
+    """Copies among images linked by near-identical fine similarity.
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    ei, ej : ndarray of shape (m,), dtype int64
+        Examined image pairs (undirected).
+    sim : ndarray of shape (m,), dtype float32
+        Their fine similarity.
+    group : ndarray of shape (n,), dtype int64
+        Group of every image; only pairs inside one group count.
+    paths : list of str
+        Image paths (last tie-break between medoids: the smaller path).
+    atypical : ndarray of shape (n,), dtype float, optional
+        How far each image's pose is from the set's usual pose (originals of a registered
+        release share one centre; shifted copies do not). Between members of equal
+        summed similarity (to 0.01; always so in a cluster of two), the less atypical
+        one (to 0.05 radii) is the original; then the one more similar to the rest of its
+        brain (blur, sharpening, gamma and re-compression move a copy away from the
+        neighbouring slices); then the path. A mirrored copy cannot be told from its
+        original this way (both stay in one brain either way).
+
+    Returns
+    -------
+    ndarray of shape (n,), dtype int64
+        Index of the original of every copy, -1 for originals.
+    """
+    copy_of = np.full(n, -1, dtype=np.int64)
+    dup = (sim >= NEAR_DUPLICATE_SIMILARITY) & (group[ei] == group[ej])
+    if not dup.any():
+        return copy_of
+    a, b, s = ei[dup], ej[dup], sim[dup].astype(np.float64)
+    _, comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
+    strength = np.bincount(a, weights=s, minlength=n) + np.bincount(b, weights=s, minlength=n)
+    members = np.flatnonzero(np.bincount(comp, minlength=n)[comp] > 1)
+    atyp = np.zeros(n) if atypical is None else np.asarray(atypical, dtype=float)
+    # similarity to the rest of the brain (the best slice of the group outside the cluster):
+    # blur, sharpening, gamma and re-compression move a copy away from its neighbours
+    context = np.zeros(n)
+    rest = (group[ei] == group[ej]) & (comp[ei] != comp[ej])
+    np.maximum.at(context, ei[rest], sim[rest])
+    np.maximum.at(context, ej[rest], sim[rest])
+    order = sorted(members, key=lambda i: (comp[i], -round(float(strength[i]), 2), round(float(atyp[i]) / 0.05), -round(float(context[i]), 3), paths[i]))
+    seen: dict[int, int] = {}
+    for i in order:
+        c = int(comp[i])
+        if c in seen:
+            copy_of[i] = seen[c]
+        else:
+            seen[c] = int(i)
+    return copy_of
+
+
+def _touch_direction(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(len(idx), 2) unit vectors (row, col) towards the frame edges the brain touches; 0 where none."""
+    x = images[idx].astype(np.float32)
+    border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
+    bg = np.median(border, axis=1)[:, None]
+    hi = np.percentile(x.reshape(len(x), -1), 95, axis=1)[:, None]
+    thr = bg + 0.2 * (hi - bg)
+    top, bottom = (x[:, 0] > thr).mean(1), (x[:, -1] > thr).mean(1)
+    left, right = (x[:, :, 0] > thr).mean(1), (x[:, :, -1] > thr).mean(1)
+    d = np.stack([bottom - top, right - left], axis=1)
+    norm = np.linalg.norm(d, axis=1, keepdims=True)
+    return np.where(norm > 0.02, d / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
+
+
+def _pose_variants(pose: np.ndarray, direction: np.ndarray):
+    """Yield (rows, poses) of the second-pass pose variants of the queries with ``pose`` (m, 3).
+
+    Queries whose brain touches the frame are moved towards the cut edge by
+    :data:`VARIANT_SHIFTS` and scaled up by :data:`VARIANT_SCALES` (the cut makes the
+    centroid move away from it and the radius shrink); the others are moved by 0.06 along
+    the four axes and scaled by 0.94 and 1.06.
+    """
+    touched = np.abs(direction).sum(axis=1) > 0
+    rows = np.flatnonzero(touched)
+    if len(rows):
+        for s in VARIANT_SCALES:
+            for shift in VARIANT_SHIFTS:
+                if s == 1.0 and shift == 0.0:
+                    continue
+                p = pose[rows].copy()
+                p[:, :2] += shift * direction[rows] * p[:, 2:3]
+                p[:, 2] *= s
+                yield rows, p
+    rows = np.flatnonzero(~touched)
+    if len(rows):
+        for s, dy, dx in [(0.94, 0, 0), (1.06, 0, 0), (1, 0.06, 0), (1, -0.06, 0), (1, 0, 0.06), (1, 0, -0.06)]:
+            p = pose[rows].copy()
+            p[:, 0] += dy * p[:, 2]
+            p[:, 1] += dx * p[:, 2]
+            p[:, 2] *= s
+            yield rows, p
+
+
+def _best_matches(feats: PoseFeatures, spec: np.ndarray, desc: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best reference (index, similarity) of each query given its polar spectra and descriptors."""
+    k = min(k, len(reference))
+    best_j = np.full(len(spec), -1, dtype=np.int64)
+    best_s = np.full(len(spec), -np.inf, dtype=np.float32)
+    if k == 0 or len(spec) == 0:
+        return best_j, best_s
+    rd = feats.descriptor[reference]
+    block = 512
+    for start in range(0, len(spec), block):
+        sl = slice(start, start + block)
+        sc = desc[sl] @ rd.T
+        part = top_k(sc, k)
+        cj = reference[part]
+        rows = np.repeat(np.arange(len(part)), k)
+        sim = _max_correlation(spec[sl][rows], feats.spectrum[cj.ravel()]).reshape(len(part), k)
+        a = sim.argmax(axis=1)
+        best_j[sl] = cj[np.arange(len(part)), a]
+        best_s[sl] = sim.max(axis=1)
+    return best_j, best_s
+
+
+def _search(feats: PoseFeatures, images: np.ndarray, query: np.ndarray, reference: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Best reference (index, similarity) of every query over the estimated pose and its variants."""
+    # pass 1: the estimated pose
+    bj, bs = _best_matches(feats, feats.spectrum[query], feats.descriptor[query], reference, ATTACH_CANDIDATES)
+    # pass 2: pose variants for images that touch the frame or are still unmatched;
+    # pass 3: a wide grid of poses for those still unmatched
+    touch = _touch_direction(images, query)
+    redo = np.flatnonzero((bs < threshold) | (np.abs(touch).sum(axis=1) > 0))
+    for wide in (False, True):
+        if wide:
+            redo = np.flatnonzero(bs < threshold)
+        if not len(redo):
+            continue
+        logs = _log_images(images[query[redo]])
+        variants = _wide_variants(feats.pose[query[redo]]) if wide else _pose_variants(feats.pose[query[redo]], touch[redo])
+        for rows, p in variants:
+            spec = _polar_spectra(logs[rows], p)
+            j, v = _best_matches(feats, spec, _descriptor(spec), reference, VARIANT_CANDIDATES)
+            better = v > bs[redo[rows]]
+            bs[redo[rows[better]]] = v[better]
+            bj[redo[rows[better]]] = j[better]
+    return bj, bs
+
+
+def _wide_variants(pose: np.ndarray):
+    """Yield (rows, poses): every query at scales 0.9-1.2 and centre shifts of -0.1, 0, 0.1 radii."""
+    rows = np.arange(len(pose))
+    for s in (0.9, 1.0, 1.1, 1.2):
+        for dy in (-0.1, 0.0, 0.1):
+            for dx in (-0.1, 0.0, 0.1):
+                if s == 1.0 and dy == 0.0 and dx == 0.0:
+                    continue
+                p = pose.copy()
+                p[:, 0] += dy * p[:, 2]
+                p[:, 1] += dx * p[:, 2]
+                p[:, 2] *= s
+                yield rows, p
+
+
+def _move_groups(group: np.ndarray, current: np.ndarray, query: np.ndarray, bj: np.ndarray, bs: np.ndarray, threshold: float) -> np.ndarray:
+    """Groups after moving every small group (as a whole) to the group of its best-scoring member's match."""
+    new = current.copy()
+    qgroups = group[query]
+    order = np.lexsort((-bs, qgroups))
+    first = np.r_[True, qgroups[order][1:] != qgroups[order][:-1]]
+    for pos in np.flatnonzero(first):
+        i = order[pos]
+        if bs[i] >= threshold:
+            new[query[qgroups == qgroups[i]]] = current[bj[i]]
+    return new
+
+
+def attach_copies(
+    feats: PoseFeatures,
+    images: np.ndarray,
+    group: np.ndarray,
+    *,
+    threshold: float = ATTACH_THRESHOLD,
+    min_settled: int = MIN_SETTLED_SIZE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Move the images of small groups into the settled group they are copies from.
+
+    Parameters
+    ----------
+    feats : PoseFeatures
+        Of all images (:func:`alzmri.data.groups.pose.pose_features`).
+    images : ndarray of shape (n, S, S), dtype uint8
+        The images ``feats`` was built from (for the pose variants).
+    group : ndarray of shape (n,), dtype int64
+        Groups from chaining; groups of at least ``min_settled`` images are settled.
+    threshold : float, default=ATTACH_THRESHOLD
+        Pose-invariant similarity a small group's best member must reach.
+    min_settled : int, default=MIN_SETTLED_SIZE
+
+    Returns
+    -------
+    group : ndarray of shape (n,), dtype int64
+        Groups after attachment (ids of settled groups kept; not renumbered).
+    match : ndarray of shape (n,), dtype int64
+        For every attached image, the settled image it matched best (-1 otherwise).
+    score : ndarray of shape (n,), dtype float32
+        Best pose-invariant similarity found for each image of a small group (NaN for
+        settled images): attached ones are >= ``threshold``.
+    """
+    n = len(group)
+    sizes = np.bincount(group, minlength=int(group.max()) + 1 if n else 0)
+    settled = (sizes[group] >= min_settled) & feats.valid
+    query = np.flatnonzero(~settled & feats.valid)
+    reference = np.flatnonzero(settled)
+    score = np.full(n, np.nan, dtype=np.float32)
+    match = np.full(n, -1, dtype=np.int64)
+    if len(query) == 0 or len(reference) == 0:
+        return group.copy(), match, score
+    bj, bs = _search(feats, images, query, reference, threshold)
+    new = _move_groups(group, group, query, bj, bs, threshold)
+    # transitivity: images still unplaced may match a copy placed above better than any settled image
+    left = np.flatnonzero((new[query] == group[query]) & (bs < threshold))
+    placed = np.flatnonzero(new != group)
+    if len(left) and len(placed):
+        j, v = _best_matches(feats, feats.spectrum[query[left]], feats.descriptor[query[left]], np.union1d(reference, placed), ATTACH_CANDIDATES)
+        better = v > bs[left]
+        bs[left[better]], bj[left[better]] = v[better], j[better]
+        new = _move_groups(group, new, query, bj, bs, threshold)
+    score[query] = bs
+    moved = np.flatnonzero(new[query] != group[query])
+    match[query[moved]] = bj[moved]
+    # a member moved with its group whose own best match lies elsewhere copies its group's leader's match
+    qgroups = group[query]
+    leader = {}
+    for i in moved[np.argsort(-bs[moved], kind="stable")]:
+        leader.setdefault(int(qgroups[i]), int(bj[i]))
+    for i in moved:
+        if new[bj[i]] != new[query[i]]:
+            match[query[i]] = leader[int(qgroups[i])]
+    return new, match, score
