@@ -149,7 +149,7 @@ def _move_aside(row_dir: Path, why: str) -> Path:
 
 
 def _split_settings(cfg: CompareConfig, data_root: Path) -> dict:
-    return {
+    settings = {
         "data": str(data_root.resolve()),
         "split": str(Path(cfg.split).resolve()) if cfg.split else None,
         "split_strategy": None if cfg.split else cfg.split_strategy,
@@ -157,39 +157,56 @@ def _split_settings(cfg: CompareConfig, data_root: Path) -> dict:
         "fractions": list(cfg.fractions) if not cfg.split else None,
         "seed": cfg.seed if not cfg.split else None,
     }
+    if cfg.keep_eval_copies and not cfg.split:  # only when set: folders split before the option existed still match
+        settings["keep_eval_copies"] = True
+    return settings
 
 
-def _prepare_manifest(cfg: CompareConfig, source: str):
+def _prepare_manifest(cfg: CompareConfig, source: str, echo: Callable[[str], None] | None = None):
     """Discover the data and make (or check) ``OUT/manifest.csv``.
 
-    Returns (index, splits, strategy): the dataset, the split per image and the name of
-    the strategy that made the split.
+    Returns (index, splits, strategy, notes): the dataset, the split per image, the name
+    of the strategy that made the split, and ``notes`` (``copies``: the augmented copies
+    per split and left out, empty without copies; ``warnings``: the unreliable-groups
+    warning, kept in ``split.json`` so that a rerun says it again). The unreliable-groups
+    warning is printed on stderr once per call.
     """
     from alzmri.data.discovery import discover
+    from alzmri.data.eval_copies import summarize_copies
     from alzmri.data.manifest import load_manifest
-    from alzmri.training.train import resolve_data_dir, write_split_manifest
+    from alzmri.training.splitting import make_split_manifest
+    from alzmri.training.train import resolve_data_dir
+    from alzmri.utils.console import print_warning
 
     out = Path(cfg.out)
     data_root = resolve_data_dir(cfg.data)
     settings = _split_settings(cfg, data_root)
     manifest = cfg.manifest_path()
     settings_file = out / "split.json"
-    if manifest.is_file():
-        saved = json.loads(settings_file.read_text()) if settings_file.is_file() else None
-        if saved is not None and saved != settings:
-            diff = [k for k in settings if saved.get(k) != settings[k]]
+    saved = json.loads(settings_file.read_text()) if settings_file.is_file() else None
+    if manifest.is_file() and saved is not None:
+        saved_settings = {k: v for k, v in saved.items() if k != "warnings"}
+        if saved_settings != settings:
+            diff = [k for k in {**saved_settings, **settings} if saved_settings.get(k) != settings.get(k)]
             raise AlzmriError(
-                f"{out}: this comparison folder was split with other settings ({', '.join(f'{k}: {saved.get(k)!r}' for k in diff)}); "
-                f"{source} now asks for {', '.join(f'{k}: {settings[k]!r}' for k in diff)}. Choose another out, or restore the settings"
+                f"{out}: this comparison folder was split with other settings ({', '.join(f'{k}: {saved_settings.get(k)!r}' for k in diff)}); "
+                f"{source} now asks for {', '.join(f'{k}: {settings.get(k)!r}' for k in diff)}. Choose another out, or restore the settings"
             )
     index = discover(data_root)
+    warns = list((saved or {}).get("warnings", [])) if manifest.is_file() else []
     if not manifest.is_file():
-        split_cfg = TrainConfig(**cfg.split_fields())
-        write_split_manifest(split_cfg, manifest, index=index)
-        atomic_write_json(settings_file, settings)
+        prep = make_split_manifest(TrainConfig(**cfg.split_fields()), manifest, index=index)
+        warns = [w for w in (prep.subjects.warning(),) if w]
+        atomic_write_json(settings_file, {**settings, **({"warnings": warns} if warns else {})})
+        if prep.left_out_note():
+            _say(echo, f"note: {prep.left_out_note()}")
+    for w in warns:
+        print_warning(w)
     m = load_manifest(manifest, index)  # checks every file against its hash
     strategy = m.strategy or (f"manifest:{cfg.split}" if cfg.split else cfg.split_strategy)
-    return index, m.splits, strategy
+    copies = summarize_copies(m.splits, m.copy_of) if m.copy_of is not None else None
+    notes = {"copies": {**copies.as_dict(), "note": copies.note()} if copies and copies.n_copies else {}, "warnings": warns}
+    return index, m.splits, strategy, notes
 
 
 # --------------------------------------------------------------------------- training
@@ -521,7 +538,7 @@ def compare(
     if out.is_dir() and any(out.iterdir()) and not ours:
         raise AlzmriError(f"{out}: folder exists, is not empty and holds no comparison; choose another out (nothing was changed)")
     out.mkdir(parents=True, exist_ok=True)
-    index, splits, strategy = _prepare_manifest(config, source)
+    index, splits, strategy, split_notes = _prepare_manifest(config, source, echo)
     atomic_write_text(out / "comparison.yaml", dump_config(config))
     counts = {s: int(np.sum(splits == s)) for s in ("train", "val", "test")}
     _say(echo, f"split: {counts['train']} train / {counts['val']} val / {counts['test']} test images -> {config.manifest_path()}")
@@ -574,11 +591,12 @@ def compare(
                 aucs[s["name"]] = s.get("roc_auc_ovr_macro")
         if curves:
             figures["roc"] = plot_roc_comparison(curves, list(CLASS_NAMES), fig_dir / "roc_comparison.png", aucs=aucs)
-    atomic_write_json(out / "comparison.json", {"title": config.title, "split": _split_block(config, counts, strategy), "rows": summaries,
+    split_block = _split_block(config, counts, strategy, split_notes)
+    atomic_write_json(out / "comparison.json", {"title": config.title, "split": split_block, "rows": summaries,
                                                 "failed": [{"name": n, "error": e} for n, e in failed]})
     _write_table_csv(out / "table.csv", summaries, strategy)
     notes = list(config.notes) + [f"Row {n!r} failed and is not in the table: {e}" for n, e in failed]
-    md, html = write_report(summaries, out, title=config.title, notes=notes, split=_split_block(config, counts, strategy), figures=figures)
+    md, html = write_report(summaries, out, title=config.title, notes=notes, split=split_block, figures=figures)
     _say(echo, f"report: {md} and {html}")
     if failed:
         names = ", ".join(n for n, _ in failed)
@@ -601,7 +619,9 @@ def _check_rows(rows, config: CompareConfig, source: str) -> None:
             raise AlzmriError(f"{source}: models[{i}] {entry.name!r}: {exc} (nothing was trained)") from None
 
 
-def _split_block(config: CompareConfig, counts: dict[str, int], strategy: str) -> dict:
+def _split_block(config: CompareConfig, counts: dict[str, int], strategy: str, notes: dict | None = None) -> dict:
+    """The split as comparison.json and the report describe it; ``copies`` and ``warnings`` from :func:`_prepare_manifest`."""
+    notes = notes or {}
     return {
         "strategy": strategy,
         "source_manifest": str(config.split) if config.split else None,
@@ -609,6 +629,9 @@ def _split_block(config: CompareConfig, counts: dict[str, int], strategy: str) -
         "seed": config.seed,
         "fractions": list(config.fractions),
         "counts": counts,
+        "keep_eval_copies": config.keep_eval_copies,
+        "copies": notes.get("copies") or {},
+        "warnings": list(notes.get("warnings") or []),
     }
 
 

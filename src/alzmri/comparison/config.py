@@ -6,6 +6,7 @@ A comparison YAML file looks like::
     out: ../runs/compare-cpu
     seed: 42
     split_strategy: subject          # or stratified / image; or `split: MANIFEST`
+    keep_eval_copies: false          # true keeps augmented copies in validation/test (warned)
     title: AltzCNN against small pretrained CNNs
     notes: ["vit_tiny_scratch is a ViT trained from scratch"]
     defaults:                        # TrainConfig fields shared by every row
@@ -19,8 +20,8 @@ A comparison YAML file looks like::
         model: mobilenet_v2
         model_kwargs: {weights: imagenet, finetune: adapter}
 
-The split settings (``data``, ``split``, ``split_strategy``, ``groups``, ``fractions``)
-belong to the comparison, so every row sees identical images; a row or ``defaults``
+The split settings (``data``, ``split``, ``split_strategy``, ``groups``, ``fractions``,
+``keep_eval_copies``) belong to the comparison, so every row sees identical images; a row or ``defaults``
 that sets one of them, or ``out``, ``evaluate`` or ``folds``, is an error. Each row is
 validated as a :class:`~alzmri.config.TrainConfig` built from ``defaults`` and the row;
 errors are one line naming the file and the row.
@@ -41,7 +42,7 @@ from alzmri.errors import AlzmriError
 __all__ = ["CompareConfig", "ModelEntry", "load_compare_config"]
 
 #: Keys a row must not set: the shared split (top level) and what the comparison decides.
-SPLIT_KEYS = ("data", "split", "split_strategy", "groups", "fractions")
+SPLIT_KEYS = ("data", "split", "split_strategy", "groups", "fractions", "keep_eval_copies")
 ROW_FORBIDDEN = (*SPLIT_KEYS, "out", "evaluate", "folds", "resume")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
 
@@ -91,6 +92,7 @@ class CompareConfig(BaseModel):
     split_strategy: str = Field(default_factory=lambda: TrainConfig.model_fields["split_strategy"].default)
     groups: Path | None = Field(None, description="groups CSV for subject-level splits (see TrainConfig.groups)")
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    keep_eval_copies: bool = Field(False, description="keep augmented copies in validation/test of the shared split (see TrainConfig.keep_eval_copies)")
     title: str = "Model comparison"
     notes: list[str] = Field(default_factory=list, description="paragraphs for the report's introduction")
     defaults: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every row")
@@ -114,7 +116,7 @@ class CompareConfig(BaseModel):
         """The shared split settings as TrainConfig fields (those TrainConfig knows)."""
         known = TrainConfig.model_fields
         values = {"data": self.data, "split": self.split, "split_strategy": self.split_strategy, "groups": self.groups,
-                  "fractions": self.fractions, "seed": self.seed}
+                  "fractions": self.fractions, "seed": self.seed, "keep_eval_copies": self.keep_eval_copies}
         return {k: v for k, v in values.items() if k in known and not (k == "groups" and v is None)}
 
     def manifest_path(self) -> Path:

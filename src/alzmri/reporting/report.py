@@ -252,7 +252,10 @@ def write_report(
         Paragraphs placed after the split description.
     split : dict, optional
         ``strategy``, ``manifest``, ``seed``, ``fractions``, ``counts`` (split -> images);
-        a slice-level strategy adds a leakage warning (:func:`leakage_note`).
+        a slice-level strategy adds a leakage warning (:func:`leakage_note`); ``copies``
+        (its ``note``: how many augmented copies were left out of validation/test and
+        why) and ``warnings`` (e.g. unreliable recovered groups) are shown under the
+        split description.
     figures : dict, optional
         Comparison figures: ``pareto`` and ``roc`` -> PNG path.
 
@@ -282,6 +285,10 @@ def write_report(
         + (f": {counts.get('train')} training, {counts.get('val')} validation and {counts.get('test')} test slices" if counts else "")
         + (f" (seed {split['seed']})." if split.get("seed") is not None else ".")
     )
+    copies_note = (split.get("copies") or {}).get("note")
+    if copies_note:
+        split_text += f" Augmented copies: {copies_note}."
+    split_warns = [str(w) for w in split.get("warnings") or []]
     leak = leakage_note(strategy) if split else None
     rules = sorted({str(r["subject_level"]["aggregation"]) for r in rows
                     if isinstance(r.get("subject_level"), Mapping) and r["subject_level"].get("aggregation")})
@@ -298,6 +305,7 @@ def write_report(
     md: list[str] = [f"# {title}", "", f"_Written {stamp} by alzmri._", "", split_text, ""]
     if leak:
         md += [f"> **Leakage warning.** {leak}", ""]
+    md += [line for w in split_warns for line in (f"> **Warning.** {w}", "")]
     md += [*(p for n in notes for p in (n, "")), units, ""]
     md += ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
     md += ["| " + " | ".join(c) + " |" for c in cells]
@@ -326,6 +334,7 @@ def write_report(
     ]
     if leak:
         h.append(f'<div class="note"><strong>Leakage warning.</strong> {e(leak)}</div>')
+    h += [f'<div class="note"><strong>Warning.</strong> {e(w)}</div>' for w in split_warns]
     h += [f"<p>{e(n)}</p>" for n in notes]
     h.append(f"<p><small>{e(units)}</small></p>")
     h.append("<table><thead><tr>" + "".join(f"<th>{e(x)}</th>" for x in header) + "</tr></thead><tbody>")
