@@ -180,7 +180,10 @@ def pose_features(images: np.ndarray, *, valid: np.ndarray | None = None) -> Pos
     pose, ok = estimate_pose(images)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
-    spec = _polar_spectra(_log_images(images), pose)
+    spec = np.empty((len(images), N_RINGS, N_ANGLES // 2 + 1), dtype=np.complex64)
+    for start in range(0, len(images), _BLOCK):  # in blocks: float temporaries stay small
+        sl = slice(start, start + _BLOCK)
+        spec[sl] = _polar_spectra(_log_images(images[sl]), pose[sl])
     spec[~ok] = 0
     desc = _descriptor(spec)
     desc[~ok] = 0

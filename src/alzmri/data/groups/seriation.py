@@ -85,7 +85,7 @@ def _chain_orders(
             orders.append(members)
             continue
         fm = feats.fine[members]
-        w = np.maximum(fm @ fm.T, fm @ feats.fine_flip[members].T)
+        w = np.maximum(fm @ fm.T, fm @ feats.fine_flipped(members).T)
         # rotation-searched similarities of the examined pairs replace the plain ones
         pi, pj, v = wi[bounds[g] : bounds[g + 1]], wj[bounds[g] : bounds[g + 1]], ws[bounds[g] : bounds[g + 1]]
         a = np.minimum(np.searchsorted(members, pi), m - 1)
@@ -138,7 +138,7 @@ def _orient(groups: list[np.ndarray], feats: SimilarityFeatures, n_bins: int = 8
                 new.append(o)
                 continue
             b = rel(o)
-            x = np.maximum(feats.coarse[o] @ tmpl.T, feats.coarse_flip[o] @ tmpl.T)  # (m, bins)
+            x = np.maximum(feats.coarse[o] @ tmpl.T, feats.coarse_flipped(o) @ tmpl.T)  # (m, bins)
             fwd = x[np.arange(len(o)), b].sum()
             bwd = x[np.arange(len(o)), b[::-1]].sum()
             new.append(o[::-1] if bwd > fwd + 1e-9 else o)

@@ -25,12 +25,14 @@ class SimilarityFeatures:
 
     Attributes
     ----------
-    coarse, coarse_flip : ndarray of shape (n, 1024), dtype float32
-        Raw 32 x 32 pixels, z-normalised (rows of unit norm), and of the mirrored image.
+    coarse : ndarray of shape (n, 1024), dtype float32
+        Raw 32 x 32 pixels, z-normalised (rows of unit norm); :meth:`coarse_flipped`
+        gives the mirrored images' rows.
     fine_raw : ndarray of shape (n, S*S), dtype float32
         Laplacian-of-Gaussian image (before normalisation), rotated during refinement.
-    fine, fine_flip : ndarray of shape (n, S*S), dtype float32
-        ``fine_raw`` z-normalised, and of the mirrored image.
+    fine : ndarray of shape (n, S*S), dtype float32
+        ``fine_raw`` z-normalised; :meth:`fine_flipped` gives the mirrored images' rows
+        (mirrors are not stored: 44,000 images would need 0.9 GB more).
     foreground : ndarray of shape (n,), dtype float32
         Fraction of pixels brighter than 20/255 (brain cross-section).
     valid : ndarray of shape (n,), dtype bool
@@ -43,10 +45,8 @@ class SimilarityFeatures:
     """
 
     coarse: np.ndarray
-    coarse_flip: np.ndarray
     fine_raw: np.ndarray
     fine: np.ndarray
-    fine_flip: np.ndarray
     foreground: np.ndarray
     valid: np.ndarray
     size: int
@@ -55,6 +55,14 @@ class SimilarityFeatures:
     def __len__(self) -> int:
         return len(self.valid)
 
+    def coarse_flipped(self, idx) -> np.ndarray:
+        """Rows of :attr:`coarse` of the left-right mirrored images ``idx``, shape (m, 1024)."""
+        return self.coarse[idx][:, _mirror_index(_COARSE_SIZE)]
+
+    def fine_flipped(self, idx) -> np.ndarray:
+        """Rows of :attr:`fine` of the left-right mirrored images ``idx``, shape (m, S*S)."""
+        return self.fine[idx][:, _mirror_index(self.size)]
+
     def subset(self, idx) -> "SimilarityFeatures":
         """Features of the images ``idx`` (integer indices or boolean mask), in that order."""
         idx = np.asarray(idx)
@@ -62,15 +70,18 @@ class SimilarityFeatures:
             idx = np.flatnonzero(idx)
         return SimilarityFeatures(
             self.coarse[idx],
-            self.coarse_flip[idx],
             self.fine_raw[idx],
             self.fine[idx],
-            self.fine_flip[idx],
             self.foreground[idx],
             self.valid[idx],
             self.size,
             None if self.aspect is None else self.aspect[idx],
         )
+
+
+def _mirror_index(size: int) -> np.ndarray:
+    """Column permutation of a flattened (size, size) image that mirrors it left-right."""
+    return np.arange(size * size).reshape(size, size)[:, ::-1].ravel()
 
 
 def _zrows(x: np.ndarray) -> np.ndarray:
@@ -138,25 +149,32 @@ def similarity_features(
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise AlzmriError(f"images must have shape (n, S, S); got {images.shape}")
     n = images.shape[0]
-    fine_img = _resize_stack(images, image_size)
-    coarse_img = _resize_stack(fine_img, _COARSE_SIZE) if image_size % _COARSE_SIZE == 0 else _resize_stack(images, _COARSE_SIZE)
+    d = image_size * image_size
     sigma = float(log_sigma) * image_size / 64.0
-    # Laplacian of Gaussian within each image (never across the stack axis)
-    lap = ndimage.gaussian_filter(fine_img, sigma=(0, sigma, sigma), order=(0, 2, 0))
-    lap += ndimage.gaussian_filter(fine_img, sigma=(0, sigma, sigma), order=(0, 0, 2))
-    fine_raw = (-lap).reshape(n, -1).astype(np.float32)
     ok = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool).copy()
-    ok &= fine_img.reshape(n, -1).std(axis=1) > 1e-3
+    coarse = np.empty((n, _COARSE_SIZE * _COARSE_SIZE), dtype=np.float32)
+    fine_raw = np.empty((n, d), dtype=np.float32)
+    fg = np.empty(n, dtype=np.float32)
+    # in blocks: the float temporaries of 44,000 images would need several GB at once
+    for start in range(0, n, 2048):
+        sl = slice(start, min(n, start + 2048))
+        fine_img = _resize_stack(images[sl], image_size)
+        coarse_img = _resize_stack(fine_img, _COARSE_SIZE) if image_size % _COARSE_SIZE == 0 else _resize_stack(images[sl], _COARSE_SIZE)
+        # Laplacian of Gaussian within each image (never across the stack axis)
+        lap = ndimage.gaussian_filter(fine_img, sigma=(0, sigma, sigma), order=(0, 2, 0))
+        lap += ndimage.gaussian_filter(fine_img, sigma=(0, sigma, sigma), order=(0, 0, 2))
+        fine_raw[sl] = -lap.reshape(len(lap), -1)
+        ok[sl] &= fine_img.reshape(len(fine_img), -1).std(axis=1) > 1e-3
+        coarse[sl] = _zrows(coarse_img)
+        fg[sl] = (fine_img > 20).reshape(len(fine_img), -1).mean(axis=1)
     fine_raw[~ok] = 0.0
-    coarse = _zrows(coarse_img)
-    coarse_flip = _zrows(coarse_img[:, :, ::-1])
-    fine = _zrows(fine_raw)
-    fine_flip = _zrows(fine_raw.reshape(n, image_size, image_size)[:, :, ::-1])
-    for a in (coarse, coarse_flip, fine, fine_flip):
+    fine = np.empty_like(fine_raw)
+    for start in range(0, n, 2048):
+        fine[start : start + 2048] = _zrows(fine_raw[start : start + 2048])
+    for a in (coarse, fine):
         a[~ok] = 0.0
-    fg = (fine_img > 20).reshape(n, -1).mean(axis=1).astype(np.float32)
     asp = np.ones(n, dtype=np.float32) if aspect is None else np.asarray(aspect, dtype=np.float32).reshape(n)
-    return SimilarityFeatures(coarse, coarse_flip, fine_raw, fine, fine_flip, fg, ok, image_size, asp)
+    return SimilarityFeatures(coarse, fine_raw, fine, fg, ok, image_size, asp)
 
 
 def _rotation_operator(size: int, degrees: float, aspect: float = 1.0) -> sp.csr_matrix:
@@ -226,7 +244,8 @@ def _candidates(q: SimilarityFeatures, r: SimilarityFeatures, k: int, *, exclude
     for start in range(0, nq, _BLOCK):
         stop = min(nq, start + _BLOCK)
         s = q.coarse[start:stop] @ r.coarse.T
-        np.maximum(s, q.coarse[start:stop] @ r.coarse_flip.T, out=s)
+        # corr(q, mirror r) = corr(mirror q, r): mirror the query block
+        np.maximum(s, q.coarse_flipped(slice(start, stop)) @ r.coarse.T, out=s)
         s[:, invalid_r] = -np.inf
         if exclude_self:
             rows = np.arange(stop - start)
@@ -259,7 +278,7 @@ def _refine(q: SimilarityFeatures, r: SimilarityFeatures, cand: np.ndarray, angl
             bsz = len(idx)
             var = np.empty((n_var, bsz, d), dtype=np.float32)
             var[0] = q.fine[idx]
-            var[1] = q.fine_flip[idx]
+            var[1] = q.fine_flipped(idx)
             raw_t = np.ascontiguousarray(q.fine_raw[idx].T)  # (d, B), contiguous once for all angles
             for a, op in enumerate(ops):
                 rot = np.asarray(op @ raw_t, dtype=np.float32).T  # (B, d)
