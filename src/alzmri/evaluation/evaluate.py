@@ -120,7 +120,7 @@ def evaluate_run(
         res = load_or_recover_groups(index)
         groups_source = "recovered at evaluation (the manifest records none)"
         groups = res.group[sel]
-        for w in split_warnings(index.labels, splits, groups=res.group, strategy=info.split_strategy):
+        for w in split_warnings(index.labels, splits, groups=res.group, strategy=info.split_strategy, copy_of=res.copy_of):
             if w not in warns:
                 warns.append(w)
     else:
