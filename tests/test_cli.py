@@ -334,7 +334,7 @@ def test_data_audit_splits_as_training_would(capsys, augmented_brains, tmp_path)
     kept = json.loads(out)["eval_copies"]
     assert kept["left_out"] == 0 and kept["val"] + kept["test"] == n_eval
     code, out, _ = run_cli(capsys, "data", "audit", ab["root"], "--groups", ab["groups_csv"])
-    assert f"augmented copies: 40 images look like augmented copies" in " ".join(out.split())
+    assert "augmented copies: 40 images look like augmented copies" in " ".join(out.split())
     assert f"{n_eval} left out" in " ".join(out.split())
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
 
 from alzmri.cli import main
@@ -74,7 +73,7 @@ def test_default_run_validates_and_tests_on_originals_only(runs, augmented_brain
     assert not any("augmented copies" in w for w in info.warnings)
     assert f"note: {n_left} augmented copies of validation/test images left out" in err and "Traceback" not in err
     card = (run / "MODEL_CARD.md").read_text()
-    assert f"augmented copies: 40 images are augmented copies" in card and f"{n_left} were left out of validation and test" in card
+    assert "augmented copies: 40 images are augmented copies" in card and f"{n_left} were left out of validation and test" in card
     m = json.loads((run / "metrics.json").read_text())
     assert m["n_samples"] == info.split_counts["test"] == sum(r["split"] == "test" for r in rows.values())
 
