@@ -7,7 +7,7 @@ measure whether alzmri traces every copy back to its brain (:mod:`alzmri.data.gr
 :func:`write_augmented_set` builds such a set from a folder of originals, seeded, with
 the source of every copy known from construction.
 
-Every transform is torchvision's (``torchvision.transforms.v2.functional``); this module
+Every transform is torchvision's (``torchvision.transforms.v2.functional``; JPEG is Pillow's); this module
 only draws their parameters from a seeded generator and records them.
 """
 
@@ -117,13 +117,21 @@ def augmented_copy(image, kinds: Sequence[str], rng: np.random.Generator):
         g = float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
         params["gamma"] = g
         x = F.adjust_gamma(x, g)
-    if "jpeg" in kinds:
-        q = int(rng.integers(60, 96))
-        params["jpeg_quality"] = q
-        x = F.jpeg(x, q)
     from PIL import Image
 
-    return Image.fromarray(x[0].numpy(), mode="L"), params
+    out = Image.fromarray(x[0].numpy(), mode="L")
+    if "jpeg" in kinds:
+        # Pillow's encoder (torchvision's image codecs are deprecated since 0.29)
+        import io
+
+        q = int(rng.integers(60, 96))
+        params["jpeg_quality"] = q
+        buf = io.BytesIO()
+        out.save(buf, "JPEG", quality=q)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            out = im.convert("L")
+    return out, params
 
 
 def write_augmented_set(

@@ -250,13 +250,17 @@ def recover_groups(
     n_groups = int(group.max()) + 1 if n else 0
     copy_of = _copy_origins(arr, feats, max_rotation, rotation_step, n, ei, ej, usim, group, paths, match) if find_copies else np.full(n, -1, dtype=np.int64)
 
-    # separation diagnostics
-    between = group[ei] != group[ej]
+    # separation diagnostics, over the originals: the chain of slices that makes a brain.
+    # (a heavily augmented copy links just above the threshold and another brain's copy
+    # scores just under it, which says nothing about whether two brains were merged)
+    originals = (copy_of[ei] < 0) & (copy_of[ej] < 0)
+    between = (group[ei] != group[ej]) & originals
     strongest = float(usim[between].max()) if between.any() else None
     # bottleneck of each group's maximum spanning tree over its links
     weakest = np.full(n_groups, np.nan)
-    if link.any():
-        w = sp.coo_matrix((2.0 - usim[link].astype(np.float64), (ei[link], ej[link])), shape=(n, n)).tocsr()
+    olink = link & originals
+    if olink.any():
+        w = sp.coo_matrix((2.0 - usim[olink].astype(np.float64), (ei[olink], ej[olink])), shape=(n, n)).tocsr()
         mst = minimum_spanning_tree(w).tocoo()
         sim_mst = 2.0 - mst.data
         gm = group[mst.row]

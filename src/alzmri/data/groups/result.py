@@ -36,11 +36,12 @@ class GroupResult:
     threshold : float or None
         Link threshold on the fine similarity (``"images"`` only).
     weakest_link : ndarray of shape (n_groups,), dtype float64
-        Per group, the weakest similarity needed to keep it connected (bottleneck of its
-        maximum spanning tree); NaN for singletons and non-image methods.
+        Per group, the weakest similarity needed to keep its originals connected
+        (bottleneck of their maximum spanning tree; augmented copies are left out); NaN
+        for singletons and non-image methods.
     strongest_between : float or None
-        Largest similarity between two images of different groups among all candidate
-        pairs examined (``"images"`` only). ``strongest_between < threshold <=
+        Largest similarity between two originals of different groups among all
+        candidate pairs examined (``"images"`` only). ``strongest_between < threshold <=
         weakest_link`` always; a wide empty gap around the threshold means the grouping is
         not sensitive to its exact value.
     unreadable : ndarray of shape (n_images,), dtype bool
