@@ -87,3 +87,13 @@ def test_without_copy_detection_shifted_copies_are_lost(planted):
     lost = [c for c, (s, _) in copies.items() if old.group[pos[c]] != old.group[pos[s]]]
     # the test above is not trivially met: image-frame similarity alone loses the moved copies
     assert len(lost) >= 10, lost
+
+
+def test_fragments_of_a_subsampled_brain_stay_originals(small_data):
+    # every second slice of the first files of each class: brains fall apart into small
+    # groups of distinct slices; any that join a brain join it as originals, not as copies
+    index = discover(small_data)
+    result = recover_groups(index)
+    assert result.params["copies"]["attached"] >= 1  # the case is exercised
+    assert result.summary()["n_copies"] == 0
+    assert result.params["copies"]["attached_as_copies"] == 0

@@ -242,13 +242,14 @@ def recover_groups(
     group = _canonical_ids(comp, paths)
     match = np.full(n, -1, dtype=np.int64)
     attach_score = np.full(n, np.nan, dtype=np.float32)
+    before = group
     if find_copies and n and (np.bincount(group)[group] < MIN_SETTLED_SIZE).any():
         # shifted / zoomed copies left in small groups join the brain they were made from
         pose = pose_features(arr, valid=readable)
         attached, match, attach_score = attach_copies(pose, arr, group, threshold=copy_threshold)
-        group = _canonical_ids(attached, paths)
+        before, group = group, _canonical_ids(attached, paths)
     n_groups = int(group.max()) + 1 if n else 0
-    copy_of = _copy_origins(arr, feats, max_rotation, rotation_step, n, ei, ej, usim, group, paths, match) if find_copies else np.full(n, -1, dtype=np.int64)
+    copy_of = _copy_origins(arr, feats, max_rotation, rotation_step, n, ei, ej, usim, group, paths, match, before) if find_copies else np.full(n, -1, dtype=np.int64)
 
     # separation diagnostics, over the originals: the chain of slices that makes a brain.
     # (a heavily augmented copy links just above the threshold and another brain's copy
@@ -282,10 +283,14 @@ def recover_groups(
     position[copy_of >= 0] = position[copy_of[copy_of >= 0]]
     attached = match >= 0
     unplaced = ~np.isnan(attach_score) & ~attached
+    # a small group moves with its best-scoring member: its score is the group's
+    lead = np.full(int(before.max()) + 1 if n else 0, -np.inf)
+    np.maximum.at(lead, before[attached], attach_score[attached])
     params["copies"] = {
         "threshold": float(copy_threshold),
         "attached": int(attached.sum()),
-        "weakest_attached": round(float(attach_score[attached].min()), 4) if attached.any() else None,
+        "attached_as_copies": int((attached & (copy_of >= 0)).sum()),
+        "weakest_attached": round(float(lead[np.isfinite(lead)].min()), 4) if attached.any() else None,
         "strongest_unattached": round(float(attach_score[unplaced].max()), 4) if unplaced.any() else None,
     }
 
@@ -319,8 +324,10 @@ def _pose_atypicality(images: np.ndarray) -> np.ndarray:
     return np.where(valid, np.linalg.norm(pose[:, :2] - centre, axis=1) / pose[:, 2], np.inf)
 
 
-def _copy_origins(images: np.ndarray, feats: SimilarityFeatures, max_rotation: float, rotation_step: float, n: int, ei: np.ndarray, ej: np.ndarray, sim: np.ndarray, group: np.ndarray, paths: list[str], match: np.ndarray) -> np.ndarray:
+def _copy_origins(images: np.ndarray, feats: SimilarityFeatures, max_rotation: float, rotation_step: float, n: int, ei: np.ndarray, ej: np.ndarray, sim: np.ndarray, group: np.ndarray, paths: list[str], match: np.ndarray, before: np.ndarray) -> np.ndarray:
     """Original of every copy (-1 for originals): near-duplicates in a group, and attached images.
+
+    ``before`` is the group of every image before attachment.
 
     An attached image is a copy of the original of the image it matched; chains of copies
     are followed to their root so that ``copy_of`` always points at an original.
@@ -332,8 +339,13 @@ def _copy_origins(images: np.ndarray, feats: SimilarityFeatures, max_rotation: f
     if near.any():
         sim[near] = np.maximum(sim[near], pair_similarity(feats, ei[near], ej[near], angles=_odd_angles(max_rotation, rotation_step)))
     copy_of = near_duplicate_copies(n, ei, ej, sim, group, paths, atypical=_pose_atypicality(images))
-    attached = np.flatnonzero(match >= 0)
-    copy_of[attached] = match[attached]
+    # an attached small group of one slice (and its near-identical copies) is a copy; one of
+    # several distinct slices is a fragment of the brain whose other slices are missing
+    # (a subsampled set): it joins the brain as originals
+    attached = match >= 0
+    slices = np.bincount(before[attached & (copy_of < 0)], minlength=int(before.max()) + 1 if n else 0)
+    take = np.flatnonzero(attached & (slices[before] <= 1))
+    copy_of[take] = match[take]
     # attached images point at settled images, settled copies at settled originals: no
     # cycles, and at most two hops to an original
     for _ in range(3):
