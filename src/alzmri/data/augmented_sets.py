@@ -177,7 +177,6 @@ def write_augmented_set(
     AlzmriError
         ``source`` has no class folders, ``dest`` is a non-empty folder, or an unknown kind.
     """
-    from PIL import Image
 
     src, out = Path(source), Path(dest)
     if out.exists() and any(out.iterdir()):
@@ -194,7 +193,21 @@ def write_augmented_set(
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, out / rel)
     truth: dict[str, dict] = {}
-    for n in range(int(n_copies)):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small image at a time: threads only wait for each other
+    try:
+        _write_copies(src, out, originals, int(n_copies), kinds, combine, rng, truth)
+    finally:
+        torch.set_num_threads(threads)
+    return truth
+
+
+def _write_copies(src: Path, out: Path, originals: list[str], n_copies: int, kinds: tuple, combine: bool, rng, truth: dict) -> None:
+    from PIL import Image
+
+    for n in range(n_copies):
         rel = originals[int(rng.integers(len(originals)))]
         if combine:
             chosen = [k for k in kinds if rng.random() < 0.5] or [kinds[int(rng.integers(len(kinds)))]]
@@ -206,4 +219,3 @@ def write_augmented_set(
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         aug.save(out / name, "JPEG", quality=95)
         truth[name] = {"source": rel, "kinds": list(chosen), **params}
-    return truth
