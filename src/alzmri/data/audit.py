@@ -8,9 +8,14 @@ images during training:
   rotations, blur or re-compression (fine similarity >= ``near_threshold``, the same
   measure as :func:`alzmri.data.groups.recover_groups`);
 * **shared groups**: a recovered scan (group) with slices in more than one split;
-* **a trivial baseline**: a 1-nearest-neighbour classifier on 32 x 32 raw pixels trained
-  on the train split. It has no notion of disease; when it scores far above chance on the
-  test split, the test images have near-copies in train.
+* **cross-split copies**: val/test images with an image in an earlier split of pose
+  similarity >= ``copy_threshold`` (invariant to rotation, flips, shift and zoom; see
+  :mod:`alzmri.data.audit_neighbours`), and augmented copies whose original (``copy_of`` of a
+  :class:`~alzmri.data.groups.GroupResult`) sits in another split;
+* **two trivial baselines**: 1-nearest-neighbour classifiers trained on the train split,
+  one on 32 x 32 raw pixels, one by pose-invariant similarity. They have no notion of
+  disease; when one scores far above chance on the test split, the test images have
+  near-copies (or neighbouring slices) in train.
 
 :func:`format_audit` renders the report for the terminal.
 """
@@ -18,11 +23,18 @@ images during training:
 from __future__ import annotations
 
 import os
-import warnings
 from collections import defaultdict
 
 import numpy as np
 
+from alzmri.data.audit_neighbours import (
+    POSE_CANDIDATES,
+    POSE_COPY_THRESHOLD,
+    cross_split_copies,
+    pixel_baseline,
+    pose_baseline,
+    split_matches,
+)
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.discovery import DatasetIndex
 from alzmri.data.groups import (
@@ -33,6 +45,7 @@ from alzmri.data.groups import (
     similar_pairs,
     similarity_features,
 )
+from alzmri.data.groups.pose import pose_features
 from alzmri.errors import AlzmriError
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -196,42 +209,6 @@ def _shared_groups(index: DatasetIndex, splits: np.ndarray, group: np.ndarray, m
     }
 
 
-def _baseline(images: np.ndarray, readable: np.ndarray, labels: np.ndarray, splits: np.ndarray, size: int) -> dict | None:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    from alzmri.data.groups.similarity import _resize_stack
-
-    eval_split = "test" if ((splits == "test") & readable).any() else "val"
-    tr = np.flatnonzero((splits == "train") & readable)
-    ev = np.flatnonzero((splits == eval_split) & readable)
-    if len(tr) == 0 or len(ev) == 0:
-        return None
-    x = _resize_stack(images, size).reshape(len(images), -1) / 255.0
-    clf = KNeighborsClassifier(n_neighbors=1, algorithm="brute")
-    clf.fit(x[tr], labels[tr])
-    pred = clf.predict(x[ev])
-    y = labels[ev]
-    majority = int(np.bincount(labels[tr]).argmax())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bal = float(balanced_accuracy_score(y, pred))
-    n_eval_classes = len(np.unique(y))
-    return {
-        "model": f"1-nearest-neighbour on {size}x{size} raw pixels",
-        "train_split": "train",
-        "eval_split": eval_split,
-        "n_train": int(len(tr)),
-        "n_eval": int(len(ev)),
-        "accuracy": round(float(accuracy_score(y, pred)), 4),
-        "balanced_accuracy": round(bal, 4),
-        "chance_accuracy": round(float((y == majority).mean()), 4),
-        "chance_balanced_accuracy": round(1.0 / n_eval_classes, 4),
-        "majority_class": CLASS_NAMES[majority],
-        "margin": BASELINE_MARGIN,
-    }
-
-
 def audit_split(
     index: DatasetIndex,
     splits,
@@ -244,6 +221,8 @@ def audit_split(
     image_size: int = DEFAULT_IMAGE_SIZE,
     baseline_size: int = BASELINE_SIZE,
     baseline_margin: float = BASELINE_MARGIN,
+    copy_threshold: float = POSE_COPY_THRESHOLD,
+    pose_candidates: int = POSE_CANDIDATES,
     max_examples: int = 5,
     cache_dir: str | os.PathLike | None = None,
 ) -> dict:
@@ -261,6 +240,8 @@ def audit_split(
     groups : GroupResult or array-like of shape (n_images,), optional
         Scan group per image (:func:`alzmri.data.groups.recover_groups` or
         :func:`~alzmri.data.groups.read_groups_csv`); enables the shared-group check.
+        A GroupResult's ``copy_of`` also counts augmented copies outside their
+        original's split.
     near_threshold : float, default=0.98
         Fine similarity (see :mod:`alzmri.data.groups`) at or above which two files are
         near-duplicates.
@@ -275,7 +256,13 @@ def audit_split(
     baseline_size : int, default=32
         Side in pixels of the images the 1-NN baseline compares.
     baseline_margin : float, default=0.25
-        Balanced accuracy above chance beyond which the baseline raises the warning.
+        Balanced accuracy above chance beyond which either baseline raises the warning.
+    copy_threshold : float, default=0.95
+        Pose similarity at or above which a val/test image counts as a copy (or an
+        adjacent slice of one brain) of an image in an earlier split; the highest
+        similarity between different brains of the 6,400 set is 0.927.
+    pose_candidates : int, default=20
+        Candidates per val/test image in the pose-invariant search.
     max_examples : int, default=5
         Example pairs/groups listed per check.
     cache_dir : path-like, optional
@@ -293,7 +280,11 @@ def audit_split(
         shared group to sit in one split), ``by_splits``, ``examples``), ``baseline`` (None without train and val/test images; else
         ``accuracy``, ``balanced_accuracy``, ``chance_accuracy`` (share of the train
         majority class in the evaluated split), ``chance_balanced_accuracy``
-        (1 / classes present), ...), ``leakage_warning`` (bool), ``reasons`` (list of
+        (1 / classes present), ...), ``pose_baseline`` (the same keys, neighbour by
+        pose similarity), ``cross_split_copies`` (``n_images`` of val/test with a copy
+        across splits, ``n_pairs``, ``by_splits``, ``examples`` with ``similarity``,
+        ``threshold``, ``known``: None, or counts from ``copy_of``, see
+        :func:`alzmri.data.audit_neighbours.cross_split_copies`), ``leakage_warning`` (bool), ``reasons`` (list of
         str) and ``message`` (one line). Plain data, JSON-serialisable.
 
     Raises
@@ -304,6 +295,7 @@ def audit_split(
     """
     splits = _check_splits(index, splits)
     group = _group_array(index, groups)
+    copy_of = groups.copy_of if isinstance(groups, GroupResult) else None
     arr, readable = image_array(index, images, image_size=image_size, cache_dir=cache_dir)
     labels = index.labels
     used = splits != ""
@@ -320,10 +312,13 @@ def audit_split(
     feats = similarity_features(arr, valid=readable & used, aspect=image_aspects(index), image_size=image_size)
     report["near_duplicates"] = _near_duplicates(index, splits, feats, near_threshold, n_neighbors, rotation_step, max_examples)
     report["shared_groups"] = None if group is None else _shared_groups(index, splits, group, max_examples)
-    base = _baseline(arr, readable & used, labels, splits, baseline_size)
-    if base is not None:
-        base["margin"] = float(baseline_margin)
+    base = pixel_baseline(arr, readable & used, labels, splits, baseline_size, baseline_margin)
     report["baseline"] = base
+    matches = split_matches(pose_features(arr, valid=readable & used), splits, k=pose_candidates)
+    pose_base = report["pose_baseline"] = pose_baseline(matches, labels, splits, baseline_margin)
+    cc = report["cross_split_copies"] = cross_split_copies(
+        index.paths, splits, matches, threshold=copy_threshold, copy_of=copy_of, max_examples=max_examples
+    )
 
     reasons = []
     ex, nd, sg = report["exact_duplicates"], report["near_duplicates"], report["shared_groups"]
@@ -333,20 +328,31 @@ def audit_split(
         reasons.append(f"{nd['n_pairs']} near-duplicate pair(s) across splits (similarity >= {near_threshold:g})")
     if sg is not None and sg["n_groups_shared"]:
         reasons.append(f"{sg['n_groups_shared']} of {sg['n_groups']} scan group(s) have slices in more than one split")
-    if base is not None and base["balanced_accuracy"] > base["chance_balanced_accuracy"] + baseline_margin:
+    if cc["n_images"]:
         reasons.append(
-            f"a 1-NN on raw pixels reaches balanced accuracy {base['balanced_accuracy']:.3f} on {base['eval_split']} "
-            f"(chance {base['chance_balanced_accuracy']:.3f}); pixels alone identify the test images"
+            f"{cc['n_images']} val/test image(s) have a copy or neighbouring slice in an earlier split "
+            f"(pose similarity >= {copy_threshold:g}, through rotation, flips, shift and zoom)"
         )
+    if cc["known"] is not None and cc["known"]["n_copies_outside_original_split"]:
+        k = cc["known"]
+        reasons.append(f"{k['n_copies_outside_original_split']} augmented copies sit outside their original's split ({k['n_families_across']} original(s))")
+    for b, what in ((base, "on raw pixels"), (pose_base, "by pose-invariant similarity")):
+        if b is not None and b["balanced_accuracy"] > b["chance_balanced_accuracy"] + baseline_margin:
+            reasons.append(
+                f"a 1-NN {what} reaches balanced accuracy {b['balanced_accuracy']:.3f} on {b['eval_split']} "
+                f"(chance {b['chance_balanced_accuracy']:.3f}); near-copies identify the test images"
+            )
     report["leakage_warning"] = bool(reasons)
     report["reasons"] = reasons
     if reasons:
         fix = " - split by scan group" + (" (recover groups first)" if group is None else "") + " so no scan spans two splits"
+        if cc["n_images"] and (sg is None or not sg["n_groups_shared"]):
+            fix += ", with every augmented copy in its source brain's group (recover groups from the images)"
         report["message"] = "possible leakage: " + "; ".join(reasons) + fix
     else:
-        report["message"] = "no leakage found: no duplicates across splits" + (
+        report["message"] = "no leakage found: no duplicates or shifted/zoomed copies across splits" + (
             ", no shared scan groups" if group is not None else " (scan groups not checked)"
-        ) + (", trivial baseline near chance" if base is not None else "")
+        ) + (", trivial baselines near chance" if base is not None else "")
     return report
 
 
@@ -389,10 +395,29 @@ def format_audit(report: dict) -> str:
         )
         for e in sg["examples"][:3]:
             lines.append(f"      group {e['group']}: " + ", ".join(f"{k} {v}" for k, v in e["splits"].items()))
-    b = report.get("baseline")
-    if b is None:
-        lines.append("  1-NN baseline: not run (needs train and val or test images)")
-    else:
+    cc = report.get("cross_split_copies")
+    if cc is not None:
+        by = ", ".join(f"{k} {v}" for k, v in cc["by_splits"].items())
+        lines.append(
+            f"  copies across splits (pose similarity >= {cc['threshold']:g}; rotation, flips, shift, zoom): "
+            f"{cc['n_images']} val/test image(s)" + (f" ({by})" if by else "")
+        )
+        for e in cc["examples"][:3]:
+            lines.append(f"      {e['a_split']}: {e['a']}  <->  {e['b_split']}: {e['b']}  similarity {e['similarity']:.4f}")
+        k = cc.get("known")
+        if k is not None:
+            lines.append(
+                f"  augmented copies outside their original's split (from the groups): {k['n_copies_outside_original_split']} "
+                f"of {k['n_copies']} copies, {k['n_families_across']} original(s)"
+            )
+            for e in k["examples"][:3]:
+                lines.append(f"      {e['a_split']}: {e['a']}  ->  {e['b_split']}: {e['b']}")
+    for key in ("baseline", "pose_baseline"):
+        b = report.get(key)
+        if b is None:
+            if key == "baseline":
+                lines.append("  1-NN baselines: not run (need train and val or test images)")
+            continue
         lines.append(
             f"  1-NN baseline ({b['model']}, train -> {b['eval_split']}, {b['n_eval']} images): "
             f"accuracy {b['accuracy']:.3f} (chance {b['chance_accuracy']:.3f}), "
