@@ -229,6 +229,43 @@ def _max_correlation(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
     return np.maximum(direct.max(axis=-1), mirrored.max(axis=-1)).astype(np.float32)
 
 
+def upright_match(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray, *, max_degrees: float = 7.5, max_scale: float = 0.05) -> np.ndarray:
+    """Whether each pair matches without a geometric change: no rotation, flip up-down or zoom.
+
+    The best alignment of the polar features is read off the correlation: a direct match
+    at angle ~0, or (a brain slice is nearly left-right symmetric) a mirrored match whose
+    mirror axis is the vertical one, within ``max_degrees``; and radii of gyration within
+    ``max_scale`` (relative). Two slices of a registered release match upright; a copy
+    that was rotated, flipped up-down or zoomed does not.
+
+    Parameters
+    ----------
+    feats : PoseFeatures
+    qi, rj : ndarray of shape (m,), dtype int64
+    max_degrees : float, default=7.5
+        Two steps of the polar grid (3.75 degrees each).
+    max_scale : float, default=0.05
+
+    Returns
+    -------
+    ndarray of shape (m,), dtype bool
+    """
+    qi, rj = np.asarray(qi, dtype=np.int64), np.asarray(rj, dtype=np.int64)
+    if len(qi) == 0:
+        return np.zeros(0, dtype=bool)
+    fa, fb = feats.spectrum[qi], feats.spectrum[rj]
+    direct = np.fft.irfft((np.conj(fa) * fb).sum(axis=1), n=N_ANGLES, axis=-1)
+    mirrored = np.fft.irfft((np.conj(fa) * np.conj(fb)).sum(axis=1), n=N_ANGLES, axis=-1)
+    step = 360.0 / N_ANGLES
+    use_mirror = mirrored.max(axis=-1) > direct.max(axis=-1)
+    # a direct match at shift 0 is upright; a mirrored one is upright when its axis is vertical
+    # (a left-right flip: theta -> 180 - theta, peak at shift N/2)
+    shift = np.where(use_mirror, mirrored.argmax(axis=-1) - N_ANGLES // 2, direct.argmax(axis=-1))
+    degrees = np.abs((shift * step + 180.0) % 360.0 - 180.0)
+    scale = np.abs(np.log(feats.pose[qi, 2] / np.maximum(feats.pose[rj, 2], 1e-6)))
+    return (degrees <= max_degrees) & (scale <= np.log1p(max_scale))
+
+
 def pose_similarity(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray, *, images: np.ndarray | None = None) -> np.ndarray:
     """Pose-invariant similarity of image pairs.
 
