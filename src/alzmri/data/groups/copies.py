@@ -119,6 +119,8 @@ def near_duplicate_copies(
 
 def _touch_direction(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """(len(idx), 2) unit vectors (row, col) towards the frame edges the brain touches; 0 where none."""
+    if len(idx) > 2048:  # in blocks: float temporaries
+        return np.concatenate([_touch_direction(images, idx[i : i + 2048]) for i in range(0, len(idx), 2048)])
     x = images[idx].astype(np.float32)
     border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
     bg = np.median(border, axis=1)[:, None]
@@ -185,7 +187,11 @@ def _best_matches(feats: PoseFeatures, spec: np.ndarray, desc: np.ndarray, refer
 def _search(feats: PoseFeatures, images: np.ndarray, query: np.ndarray, reference: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Best reference (index, similarity) of every query over the estimated pose and its variants."""
     # pass 1: the estimated pose
-    bj, bs = _best_matches(feats, feats.spectrum[query], feats.descriptor[query], reference, ATTACH_CANDIDATES)
+    bj = np.full(len(query), -1, dtype=np.int64)
+    bs = np.full(len(query), -np.inf, dtype=np.float32)
+    for start in range(0, len(query), 4096):  # in chunks: spectra are 9 kB per image
+        q = query[start : start + 4096]
+        bj[start : start + 4096], bs[start : start + 4096] = _best_matches(feats, feats.spectrum[q], feats.descriptor[q], reference, ATTACH_CANDIDATES)
     # pass 2: pose variants for images that touch the frame or are still unmatched;
     # pass 3: a wide grid of poses for those still unmatched
     touch = _touch_direction(images, query)
@@ -193,16 +199,16 @@ def _search(feats: PoseFeatures, images: np.ndarray, query: np.ndarray, referenc
     for wide in (False, True):
         if wide:
             redo = np.flatnonzero(bs < threshold)
-        if not len(redo):
-            continue
-        logs = _log_images(images[query[redo]])
-        variants = _wide_variants(feats.pose[query[redo]]) if wide else _pose_variants(feats.pose[query[redo]], touch[redo])
-        for rows, p in variants:
-            spec = _polar_spectra(logs[rows], p)
-            j, v = _best_matches(feats, spec, _descriptor(spec), reference, VARIANT_CANDIDATES)
-            better = v > bs[redo[rows]]
-            bs[redo[rows[better]]] = v[better]
-            bj[redo[rows[better]]] = j[better]
+        for start in range(0, len(redo), 2048):  # in chunks: the LoG images are float32
+            chunk = redo[start : start + 2048]
+            logs = _log_images(images[query[chunk]])
+            variants = _wide_variants(feats.pose[query[chunk]]) if wide else _pose_variants(feats.pose[query[chunk]], touch[chunk])
+            for rows, p in variants:
+                spec = _polar_spectra(logs[rows], p)
+                j, v = _best_matches(feats, spec, _descriptor(spec), reference, VARIANT_CANDIDATES)
+                better = v > bs[chunk[rows]]
+                bs[chunk[rows[better]]] = v[better]
+                bj[chunk[rows[better]]] = j[better]
     return bj, bs
 
 
@@ -230,8 +236,8 @@ def _best_in_bigger_groups(feats: PoseFeatures, query: np.ndarray, rank: np.ndar
         return best_j, best_s
     rd, rr = feats.descriptor[reference], rank[reference]
     k = min(k, len(reference))
-    for start in range(0, len(query), 512):
-        q = query[start : start + 512]
+    for start in range(0, len(query), 256):
+        q = query[start : start + 256]
         sc = feats.descriptor[q] @ rd.T
         sc[rr[None, :] <= rank[q][:, None]] = -np.inf
         part = top_k(sc, k)

@@ -107,7 +107,11 @@ def estimate_pose(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     valid : ndarray of shape (n,), dtype bool
         False where the image has no contrast above its border.
     """
-    x = np.asarray(images, dtype=np.float32)
+    images = np.asarray(images)
+    if len(images) > _BLOCK:  # in blocks: float temporaries of the whole stack would be GBs
+        parts = [estimate_pose(images[i : i + _BLOCK]) for i in range(0, len(images), _BLOCK)]
+        return np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts])
+    x = images.astype(np.float32)
     n, h, w = x.shape
     border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
     bg = np.median(border, axis=1)
@@ -253,6 +257,9 @@ def upright_match(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray, *, max_de
     qi, rj = np.asarray(qi, dtype=np.int64), np.asarray(rj, dtype=np.int64)
     if len(qi) == 0:
         return np.zeros(0, dtype=bool)
+    if len(qi) > 8192:  # in chunks: two spectra of 9 kB per pair
+        return np.concatenate([upright_match(feats, qi[i : i + 8192], rj[i : i + 8192], max_degrees=max_degrees, max_scale=max_scale)
+                               for i in range(0, len(qi), 8192)])
     fa, fb = feats.spectrum[qi], feats.spectrum[rj]
     direct = np.fft.irfft((np.conj(fa) * fb).sum(axis=1), n=N_ANGLES, axis=-1)
     mirrored = np.fft.irfft((np.conj(fa) * np.conj(fb)).sum(axis=1), n=N_ANGLES, axis=-1)
