@@ -41,6 +41,7 @@ __all__ = [
     "MARKER_NAME",
     "default_cache_dir",
     "default_dataset_dir",
+    "resolve_data_dir",
     "download_dataset",
     "is_complete_dataset",
     "parquet_to_folders",
@@ -416,3 +417,21 @@ def download_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return dest
+
+
+def resolve_data_dir(data: Path | None) -> Path:
+    """The dataset folder to use: ``data``, or the downloaded set when ``data`` is None.
+
+    Raises
+    ------
+    AlzmriError
+        No ``data`` and nothing downloaded yet.
+    """
+    if data is not None:
+        return Path(data)
+    default = default_dataset_dir()
+    if default.is_dir():
+        return default
+    raise AlzmriError(
+        f"no --data given and no downloaded dataset at {default}; run `alzmri data download` or pass --data PATH"
+    )

@@ -21,7 +21,7 @@ from alzmri.data.cache import CachedImages, load_images, write_skipped_report
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
-from alzmri.data.download import default_dataset_dir
+from alzmri.data.download import resolve_data_dir  # noqa: F401 (public here too)
 from alzmri.data.manifest import Manifest, load_manifest, write_manifest
 from alzmri.data.subjects import resolve_subjects
 from alzmri.errors import AlzmriError
@@ -48,24 +48,6 @@ from alzmri.training.reliability import (
 from alzmri.training.splitting import make_split_manifest, prepare_split, write_split_manifest  # noqa: F401 (public here too)
 from alzmri.utils.console import print_note, print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
-
-
-def resolve_data_dir(data: Path | None) -> Path:
-    """The dataset folder to use: ``data``, or the downloaded set when ``data`` is None.
-
-    Raises
-    ------
-    AlzmriError
-        No ``data`` and nothing downloaded yet.
-    """
-    if data is not None:
-        return Path(data)
-    default = default_dataset_dir()
-    if default.is_dir():
-        return default
-    raise AlzmriError(
-        f"no --data given and no downloaded dataset at {default}; run `alzmri data download` or pass --data PATH"
-    )
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
