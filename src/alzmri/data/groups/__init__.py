@@ -31,6 +31,18 @@ Method (``method="images"``)
    nearest-neighbour distance), polished by 2-opt on the path length; groups are then
    oriented consistently with each other (templates by relative position) and so that
    position 0 is the end with the larger brain cross-section (inferior on these sets).
+6. **Augmented copies** (``find_copies=True``, :mod:`alzmri.data.groups.copies`): copies
+   that were shifted, zoomed, flipped up-down or strongly rotated do not chain in step 4;
+   they join the brain of their best match under a pose-invariant similarity
+   (:mod:`alzmri.data.groups.pose`), and ``GroupResult.copy_of`` says which image is a
+   copy of which original. Positions (step 5) are those of the originals; a copy takes
+   its original's.
+
+Modules: :mod:`~alzmri.data.groups.similarity` (steps 1-3),
+:mod:`~alzmri.data.groups.seriation` (5), :mod:`~alzmri.data.groups.pose` and
+:mod:`~alzmri.data.groups.copies` (6), :mod:`~alzmri.data.groups.recover` (the whole),
+:mod:`~alzmri.data.groups.table` (CSV), :mod:`~alzmri.data.groups.cache` (on disk),
+:mod:`~alzmri.data.groups.filenames` (subject IDs in names).
 
 Method (``method="filename"``)
 ------------------------------

@@ -14,12 +14,19 @@ groups of their own. This module places them:
 2. :func:`attach_copies`: every image of a small group looks for its most similar image
    among the settled groups with the pose-invariant similarity of
    :mod:`alzmri.data.groups.pose` (invariant to rotation, flips, shift and zoom). A
-   group whose best member score reaches ``threshold`` joins that brain as copies of the
-   matched image. Images that touch the frame (zoomed in and shifted, part of the brain
-   cut off) have a biased pose, so for them and for any image still unmatched the search
-   is repeated with poses moved towards the cut edge and scaled up. Attachment only
-   moves small groups into settled ones, never joins two settled groups, so distinct
-   brains cannot merge through a copy.
+   small group whose best member score reaches ``threshold`` joins that brain. Images
+   that touch the frame (zoomed in and shifted, part of the brain cut off) have a biased
+   pose, so for them and for any image still unmatched the search is repeated with poses
+   moved towards the cut edge and scaled up, then on a wide grid of poses, then through
+   the copies already placed. Settled groups made of copies only (copies of neighbouring
+   slices flipped up-down alike chain among themselves) move into a bigger group when half
+   their images match there with a median score of at least
+   :data:`GROUP_MOVE_SIMILARITY`. Groups only move into bigger ones and two brains never
+   reach that median, so distinct brains do not merge through a copy.
+
+Which moved images are copies, and of which original, is decided in
+:mod:`alzmri.data.groups.recover` (a moved group of one slice is a copy; several
+distinct slices in the set's usual pose that match upright are a fragment of a brain).
 """
 
 from __future__ import annotations
