@@ -17,8 +17,8 @@ groups of their own. This module places them:
    small group whose best member score reaches ``threshold`` joins that brain. Images
    that touch the frame (zoomed in and shifted, part of the brain cut off) have a biased
    pose, so for them and for any image still unmatched the search is repeated with poses
-   moved towards the cut edge and scaled up, then on a wide grid of poses, then through
-   the copies already placed. Settled groups made of copies only (copies of neighbouring
+   moved towards the cut edge and scaled up, then on a wide grid of poses. A copy only
+   matches images of its own class. Settled groups made of copies only (copies of neighbouring
    slices flipped up-down alike chain among themselves) move into a bigger group when half
    their images match there with a median score of at least
    :data:`GROUP_MOVE_SIMILARITY`. Groups only move into bigger ones and two brains never
@@ -169,7 +169,9 @@ def _pose_variants(pose: np.ndarray, direction: np.ndarray):
             yield rows, p
 
 
-def _best_matches(feats: PoseFeatures, spec: np.ndarray, desc: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _best_matches(
+    feats: PoseFeatures, spec: np.ndarray, desc: np.ndarray, reference: np.ndarray, k: int, q_labels: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Best reference (index, similarity) of each query given its polar spectra and descriptors."""
     k = min(k, len(reference))
     best_j = np.full(len(spec), -1, dtype=np.int64)
@@ -181,24 +183,29 @@ def _best_matches(feats: PoseFeatures, spec: np.ndarray, desc: np.ndarray, refer
     for start in range(0, len(spec), block):
         sl = slice(start, start + block)
         sc = desc[sl] @ rd.T
+        sc[labels[reference][None, :] != q_labels[sl][:, None]] = -np.inf  # a copy keeps its class
         part = top_k(sc, k)
+        ok = np.isfinite(np.take_along_axis(sc, part, axis=1))
         cj = reference[part]
         rows = np.repeat(np.arange(len(part)), k)
         sim = _max_correlation(spec[sl][rows], feats.spectrum[cj.ravel()]).reshape(len(part), k)
+        sim[~ok] = -np.inf
         a = sim.argmax(axis=1)
         best_j[sl] = cj[np.arange(len(part)), a]
         best_s[sl] = sim.max(axis=1)
     return best_j, best_s
 
 
-def _search(feats: PoseFeatures, images: np.ndarray, query: np.ndarray, reference: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _search(
+    feats: PoseFeatures, images: np.ndarray, query: np.ndarray, reference: np.ndarray, threshold: float, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Best reference (index, similarity) of every query over the estimated pose and its variants."""
     # pass 1: the estimated pose
     bj = np.full(len(query), -1, dtype=np.int64)
     bs = np.full(len(query), -np.inf, dtype=np.float32)
     for start in range(0, len(query), 4096):  # in chunks: spectra are 9 kB per image
         q = query[start : start + 4096]
-        bj[start : start + 4096], bs[start : start + 4096] = _best_matches(feats, feats.spectrum[q], feats.descriptor[q], reference, ATTACH_CANDIDATES)
+        bj[start : start + 4096], bs[start : start + 4096] = _best_matches(feats, feats.spectrum[q], feats.descriptor[q], reference, ATTACH_CANDIDATES, labels[q], labels)
     # pass 2: pose variants for images that touch the frame or are still unmatched;
     # pass 3: a wide grid of poses for those still unmatched
     touch = _touch_direction(images, query)
@@ -212,7 +219,7 @@ def _search(feats: PoseFeatures, images: np.ndarray, query: np.ndarray, referenc
             variants = _wide_variants(feats.pose[query[chunk]]) if wide else _pose_variants(feats.pose[query[chunk]], touch[chunk])
             for rows, p in variants:
                 spec = _polar_spectra(logs[rows], p)
-                j, v = _best_matches(feats, spec, _descriptor(spec), reference, VARIANT_CANDIDATES)
+                j, v = _best_matches(feats, spec, _descriptor(spec), reference, VARIANT_CANDIDATES, labels[query[chunk[rows]]], labels)
                 better = v > bs[chunk[rows]]
                 bs[chunk[rows[better]]] = v[better]
                 bj[chunk[rows[better]]] = j[better]
@@ -234,7 +241,7 @@ def _wide_variants(pose: np.ndarray):
                 yield rows, p
 
 
-def _best_in_bigger_groups(feats: PoseFeatures, query: np.ndarray, rank: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _best_in_bigger_groups(feats: PoseFeatures, query: np.ndarray, rank: np.ndarray, k: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Best match (index, similarity) of every query among valid images of groups ranked above its own."""
     best_j = np.full(len(query), -1, dtype=np.int64)
     best_s = np.full(len(query), -np.inf, dtype=np.float32)
@@ -246,7 +253,7 @@ def _best_in_bigger_groups(feats: PoseFeatures, query: np.ndarray, rank: np.ndar
     for start in range(0, len(query), 256):
         q = query[start : start + 256]
         sc = feats.descriptor[q] @ rd.T
-        sc[rr[None, :] <= rank[q][:, None]] = -np.inf
+        sc[(rr[None, :] <= rank[q][:, None]) | (labels[reference][None, :] != labels[q][:, None])] = -np.inf
         part = top_k(sc, k)
         ok = np.isfinite(np.take_along_axis(sc, part, axis=1))
         cj = reference[part]
@@ -266,6 +273,7 @@ def attach_copies(
     *,
     threshold: float = ATTACH_THRESHOLD,
     min_settled: int = MIN_SETTLED_SIZE,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Move groups of copies into the brain they were made from.
 
@@ -290,6 +298,9 @@ def attach_copies(
         Groups from chaining.
     threshold : float, default=ATTACH_THRESHOLD
     min_settled : int, default=MIN_SETTLED_SIZE
+    labels : ndarray of shape (n,), dtype int64, optional
+        Class of every image: a copy only matches images of its own class (augmented
+        releases copy within a class folder). Default: one class.
 
     Returns
     -------
@@ -306,6 +317,7 @@ def attach_copies(
         copy, not another slice of a registered release.
     """
     n = len(group)
+    labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
     score = np.full(n, np.nan, dtype=np.float32)
     match = np.full(n, -1, dtype=np.int64)
     if n == 0:
@@ -318,9 +330,9 @@ def attach_copies(
     best_j = np.full(n, -1, dtype=np.int64)
     best_s = np.full(n, -np.inf, dtype=np.float32)
     if len(query) and len(reference):
-        best_j[query], best_s[query] = _search(feats, images, query, reference, threshold)
+        best_j[query], best_s[query] = _search(feats, images, query, reference, threshold, labels)
     others = reference[sizes[group[reference]] < sizes.max()]
-    best_j[others], best_s[others] = _best_in_bigger_groups(feats, others, rank, ATTACH_CANDIDATES)
+    best_j[others], best_s[others] = _best_in_bigger_groups(feats, others, rank, ATTACH_CANDIDATES, labels)
     looked = np.union1d(query, others)
     score[looked] = best_s[looked]
     # each group's target: small groups follow their best member, settled ones a majority

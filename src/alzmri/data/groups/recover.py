@@ -247,7 +247,7 @@ def recover_groups(
     if find_copies and n and (np.bincount(group)[group] < MIN_SETTLED_SIZE).any():
         # shifted / zoomed copies left in small groups join the brain they were made from
         pose = pose_features(arr, valid=readable)
-        attached, match, attach_score, upright = attach_copies(pose, arr, group, threshold=copy_threshold)
+        attached, match, attach_score, upright = attach_copies(pose, arr, group, threshold=copy_threshold, labels=labels)
         before, group = group, _canonical_ids(attached, paths)
     n_groups = int(group.max()) + 1 if n else 0
     copy_of = _copy_origins(arr, feats, max_rotation, rotation_step, n, ei, ej, usim, group, paths, match, before, upright) if find_copies else np.full(n, -1, dtype=np.int64)
