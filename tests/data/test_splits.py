@@ -343,3 +343,26 @@ def test_manifest_copy_errors_name_file_and_line(aug, tmp_path, edit, message):
     with pytest.raises(AlzmriError, match=message) as exc:
         load_manifest(tmp_path / "bad.csv", index)
     assert str(exc.value).startswith(f"{tmp_path / 'bad.csv'}:{k + 1}: ")
+
+
+def test_known_subject_ids_without_copy_columns_still_find_the_copies(aug, tmp_path):
+    # a user's own IDs file (path,group only), as the unreliable-groups warning advises:
+    # the copies are found in the images and kept within the file's subjects
+    import csv
+
+    from alzmri.data.subjects import resolve_subjects
+
+    index, res, ab, pairs = aug
+    ids = tmp_path / "ids.csv"
+    with ids.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "group"])
+        for p in index.paths:
+            w.writerow([p, f"subject-{ab['brain'][p]}"])
+    subj = resolve_subjects(index, groups_file=ids)
+    assert "copies found in the images" in subj.source
+    found = subj.copy_of
+    # most planted copies are found, every found copy's original is in its subject, and
+    # default splits then leave them out of validation and test
+    assert sum(found[c] >= 0 or found[o] == c for c, o in pairs) >= 0.85 * len(pairs)
+    assert all(subj.group[i] == subj.group[found[i]] for i in np.flatnonzero(found >= 0))

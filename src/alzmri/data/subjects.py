@@ -51,6 +51,15 @@ class Subjects:
         return None if line is None else line.removeprefix("warning: ").strip()
 
 
+def _has_copy_columns(path) -> bool:
+    """Whether a groups CSV's header names ``kind`` or ``copy_of``."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), [])
+    return bool({"kind", "copy_of"} & {h.strip() for h in header})
+
+
 def resolve_subjects(
     index: DatasetIndex,
     *,
@@ -60,7 +69,8 @@ def resolve_subjects(
     """Subject (scan group) and augmented-copy source of every image, and where they came from.
 
     Order: ``groups_file`` (a CSV from ``alzmri data groups``; copies from its
-    ``kind``/``copy_of`` columns); the ``group`` column of a reused manifest, when it has
+    ``kind``/``copy_of`` columns, or, when it has neither, found in the images as
+    recovery finds them and kept where the original is in the same subject); the ``group`` column of a reused manifest, when it has
     one for every image it lists (copies from its ``kind``/``copy_of`` columns, none when
     it has none); else recovered from the images by
     :func:`alzmri.data.groups.recover_groups`, cached on disk per dataset content and
@@ -84,7 +94,15 @@ def resolve_subjects(
     from alzmri.data.groups import load_or_recover_groups, read_groups_csv
 
     if groups_file is not None:
-        return Subjects(read_groups_csv(groups_file, index), f"file:{groups_file}")
+        res = read_groups_csv(groups_file, index)
+        if _has_copy_columns(groups_file):
+            return Subjects(res, f"file:{groups_file}")
+        # known subject IDs without kind/copy_of: the copies are still found in the images
+        # (cached), and kept where their original is in the same subject of the file
+        found = np.asarray(load_or_recover_groups(index).copy_of, dtype=np.int64)
+        same = (found >= 0) & (res.group[found.clip(0)] == res.group)
+        res.copy_of = np.where(same, found, -1)
+        return Subjects(res, f"file:{groups_file} (augmented copies found in the images: {int(same.sum())})")
     if manifest is not None and manifest.groups is not None:
         listed = manifest.splits != ""
         if np.all(manifest.groups[listed] >= 0):
