@@ -49,7 +49,7 @@ def test_unreliable_recovery_is_one_warning_and_eval_copies_are_left_out(augment
     manifest = rows_of(out / "manifest.csv")
     n_left = sum(manifest[o]["split"] in ("val", "test") for o in ab["copy_of"].values())
     assert n_left > 0 and not any(r["kind"] == "copy" and r["split"] in ("val", "test") for r in manifest.values())
-    assert any(line.startswith(f"note: {n_left} augmented copies of validation/test images left out") for line in lines)
+    assert any(line.startswith(f"note: {n_left} augmented copies left out of validation/test") for line in lines)
     split = json.loads((out / "comparison.json").read_text())["split"]
     assert split["copies"]["left_out"] == n_left and split["copies"]["n_copies"] == 40 and not split["keep_eval_copies"]
     assert len(split["warnings"]) == 1 and split["warnings"][0].startswith(UNRELIABLE)

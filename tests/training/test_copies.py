@@ -71,7 +71,7 @@ def test_default_run_validates_and_tests_on_originals_only(runs, augmented_brain
     assert "weight that slice several times" in info.copies["reason"]
     assert sum(info.split_counts.values()) == 153 - n_left
     assert not any("augmented copies" in w for w in info.warnings)
-    assert f"note: {n_left} augmented copies of validation/test images left out" in err and "Traceback" not in err
+    assert f"note: {n_left} augmented copies left out of validation/test" in err and "Traceback" not in err
     card = (run / "MODEL_CARD.md").read_text()
     assert "augmented copies: 40 images are augmented copies" in card and f"{n_left} were left out of validation and test" in card
     m = json.loads((run / "metrics.json").read_text())
@@ -90,6 +90,8 @@ def test_keep_eval_copies_keeps_them_and_warns_once(runs, augmented_brains):
     assert all(rows[c]["split"] == rows[o]["split"] for c, o in truth.items())
     info = RunInfo.load(run)
     assert info.copies["left_out"] == 0 and info.copies["val"] + info.copies["test"] == n_eval > 0
+    # the note says they were kept, not that validation and test hold originals only
+    assert "kept: --keep-eval-copies" in info.copies["note"] and "hold originals only" not in info.copies["note"]
     line = f"validation and test hold {n_eval} augmented copies"
     assert err.count(line) == 1 and f"warning: {line}" in err
     assert sum(w.startswith(line) for w in info.warnings) == 1

@@ -98,11 +98,12 @@ class CopySummary:
         """One sentence on the copies for run.json, the model card and the report; None without copies."""
         if not self.n_copies:
             return None
-        text = (f"{self.n_copies} images are augmented copies of {self.n_originals_copied} originals; "
-                f"{self.left_out} were left out of validation and test ({LEFT_OUT_REASON}); "
-                f"{self.train} stay in training with their brain")
+        text = f"{self.n_copies} images are augmented copies of {self.n_originals_copied} originals; "
+        if self.left_out or not (self.val or self.test):
+            text += f"{self.left_out} were left out of validation and test ({LEFT_OUT_REASON}); "
+        text += f"{self.train} stay in training with their brain"
         if self.val or self.test:
-            text += f"; {self.val} are in validation and {self.test} in test (kept)"
+            text += f"; {self.val} are in validation and {self.test} in test (kept: --keep-eval-copies)"
         return text
 
     def warning(self) -> str | None:

@@ -66,7 +66,7 @@ class PreparedSplit:
         c = self.copies
         if not (self.made and c.left_out):
             return None
-        return (f"{c.left_out} augmented copies of validation/test images left out (validation and test hold originals only; "
+        return (f"{c.left_out} augmented copies left out of validation/test (validation and test hold originals only; "
                 f"{c.train} copies stay in training); --keep-eval-copies keeps them")
 
 
