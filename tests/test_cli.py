@@ -298,7 +298,7 @@ def test_data_groups_names_the_copies_in_the_csv_and_the_summary(capsys, augment
     assert {p: r["copy_of"] for p, r in rows.items() if r["kind"] == "copy"} == augmented_brains["copy_of"]
     code, out, _ = run_cli(capsys, "data", "groups", augmented_brains["root"], "-o", tmp_path / "g2.csv", "--json")
     s = json.loads(out)
-    assert (s["n_copies"], s["n_copied_originals"], s["warnings"]) == (40, n_orig, [])
+    assert (s["n_copies"], s["n_originals_copied"], s["warnings"]) == (40, n_orig, [])
 
 
 def test_unreliable_groups_are_one_warning_line_in_groups_and_audit(capsys, augmented_brains, tmp_path, monkeypatch):
@@ -347,7 +347,7 @@ def test_data_inspect_reports_copies_from_the_cache_or_on_request(capsys, augmen
     assert json.loads(run_cli(capsys, "data", "inspect", root, "--json")[1])["copies"] is None
     n_orig = len(set(augmented_brains["copy_of"].values()))
     code, out, _ = run_cli(capsys, "data", "inspect", root, "--copies", "--json")
-    assert json.loads(out)["copies"] == {"n_copies": 40, "n_copied_originals": n_orig, "source": "recovered groups (now cached)"}
+    assert json.loads(out)["copies"] == {"n_copies": 40, "n_originals_copied": n_orig, "source": "recovered groups (now cached)"}
     code, out, _ = run_cli(capsys, "data", "inspect", root)  # now cached: reported without recovering
     text = " ".join(out.split())
     assert f"augmented copies: 40 images look like augmented copies of {n_orig} originals" in text and "from the groups cache" in text

@@ -75,7 +75,7 @@ def data_inspect(
         out.print("augmented copies: not looked for (no cached groups of this data); `alzmri data inspect --copies` "
                   "or `alzmri data groups` finds them", markup=False, highlight=False)
     else:
-        out.print(f"{copies_line(c['n_copies'], c['n_copied_originals'])}; from {c['source']}", markup=False, highlight=False)
+        out.print(f"{copies_line(c['n_copies'], c['n_originals_copied'])}; from {c['source']}", markup=False, highlight=False)
 
 
 @data_app.command("download")
@@ -144,7 +144,7 @@ def _print_group_summary(s: dict) -> None:
     out.print(t)
     out.print("classes per group: " + ", ".join(f"{k} class{'es' if k != '1' else ''}: {v} groups" for k, v in s["classes_per_group"].items()))
     out.print("groups (subjects) per class, by majority class: " + ", ".join(f"{k} {v}" for k, v in s["groups_per_class"].items()))
-    out.print(copies_line(s["n_copies"], s["n_copied_originals"]), markup=False, highlight=False)
+    out.print(copies_line(s["n_copies"], s["n_originals_copied"]), markup=False, highlight=False)
     sep = s.get("separation")
     if sep:
         out.print(

@@ -32,7 +32,7 @@ def test_truth_csv_reads_with_every_copy_and_its_original(truth):
         i = index.paths.index(c)
         assert index.paths[res.copy_of[i]] == s and res.group[i] == res.group[index.paths.index(s)]
     assert res.summary()["n_copies"] == 40
-    assert res.summary()["n_copied_originals"] == len(set(ab["copy_of"].values()))
+    assert res.summary()["n_originals_copied"] == len(set(ab["copy_of"].values()))
 
 
 def test_round_trip_of_kind_and_copy_of(truth, tmp_path):

@@ -47,7 +47,7 @@ def inspect_dataset(root: str | Path, *, copies: bool = False) -> dict:
         ``sizes`` ("WxH" -> images), ``modes`` (PIL mode -> images) and ``unreadable``
         (list of {"path", "reason"}: files that fail to decode and non-image files in
         class folders, which training would refuse), ``copies`` (``n_copies``: images
-        that look like augmented copies of another image, ``n_copied_originals``,
+        that look like augmented copies of another image, ``n_originals_copied``,
         ``source``: "groups cache" or "recovered"; None when not looked for).
 
     Raises
@@ -103,4 +103,4 @@ def _copies(index, *, recover: bool) -> dict | None:
         if res is None:
             return None
     is_copy = res.is_copy
-    return {"n_copies": int(is_copy.sum()), "n_copied_originals": int(len(set(res.copy_of[is_copy].tolist()))), "source": source}
+    return {"n_copies": int(is_copy.sum()), "n_originals_copied": int(len(set(res.copy_of[is_copy].tolist()))), "source": source}

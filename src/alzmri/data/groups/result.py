@@ -129,7 +129,7 @@ class GroupResult:
             ``n_unreadable``, ``group_size`` (min/median/mean/max), ``size_histogram``
             (size -> number of groups; power-of-two bins when there are more than 20
             distinct sizes), ``classes_per_group`` (number of classes -> number of groups),
-            ``n_copies`` (images that are augmented copies) and ``n_copied_originals`` (originals
+            ``n_copies`` (images that are augmented copies) and ``n_originals_copied`` (originals
             with at least one copy), ``n_mixed_class_groups`` and ``mixed_class_groups`` (group, size, class counts,
             up to 3 example paths; flagged: a scan has one diagnosis, so a mixed group is
             either a recovery error or a labelling error), ``positions_inferred`` (fraction
@@ -185,7 +185,7 @@ class GroupResult:
             },
             "size_histogram": hist,
             "n_copies": int(self.is_copy.sum()),
-            "n_copied_originals": int(len(np.unique(self.copy_of[self.is_copy]))),
+            "n_originals_copied": int(len(np.unique(self.copy_of[self.is_copy]))),
             "classes_per_group": {str(int(k)): int((n_cls == k).sum()) for k in np.unique(n_cls)},
             "n_mixed_class_groups": int(len(mixed_ids)),
             "mixed_class_groups": mixed,
