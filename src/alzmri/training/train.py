@@ -154,7 +154,11 @@ def load_checked_images(cfg: TrainConfig, index: DatasetIndex, image_size: int) 
 def _check_split(splits: np.ndarray, labels: np.ndarray, where: str) -> dict[str, int]:
     counts = {s: int(np.sum(splits == s)) for s in ("train", "val", "test")}
     if counts["train"] == 0 or counts["val"] == 0:
-        raise AlzmriError(f"{where}: the split has {counts['train']} training and {counts['val']} validation images; both need at least one")
+        raise AlzmriError(
+            f"{where}: the split has {counts['train']} training and {counts['val']} validation images; both need at least one: "
+            "a split by brain needs enough brains (subjects) for every split, so add data, change fractions in a --config file, or pass --split "
+            "with a manifest of your own"
+        )
     train_classes = np.unique(labels[splits == "train"])
     if len(train_classes) < 2:
         raise AlzmriError(f"{where}: the training split holds a single class ({CLASS_NAMES[train_classes[0]]}); a classifier needs at least two: add a class folder with images of another class")
