@@ -68,7 +68,14 @@ VARIANT_SHIFTS = (0.0, 0.06, 0.12)
 
 
 def near_duplicate_copies(
-    n: int, ei: np.ndarray, ej: np.ndarray, sim: np.ndarray, group: np.ndarray, paths: list[str], atypical: np.ndarray | None = None
+    n: int,
+    ei: np.ndarray,
+    ej: np.ndarray,
+    sim: np.ndarray,
+    group: np.ndarray,
+    paths: list[str],
+    atypical: np.ndarray | None = None,
+    tone: np.ndarray | None = None,
 ) -> np.ndarray:
     """Copies among images linked by near-identical fine similarity.
 
@@ -88,7 +95,9 @@ def near_duplicate_copies(
         How far each image's pose is from the set's usual pose (originals of a registered
         release share one centre; shifted copies do not). Between members of equal
         summed similarity (to 0.01; always so in a cluster of two), the less atypical
-        one (to 0.05 radii) is the original; then the one more similar to the rest of its
+        one (to 0.05 radii) is the original; then the one whose intensities (``tone``:
+        background, 99th percentile, brain median; brightness, contrast and gamma move
+        them) are closer to the set's usual ones (to 0.05); then the one more similar to the rest of its
         brain (blur, sharpening, gamma and re-compression move a copy away from the
         neighbouring slices); then the path. A mirrored copy cannot be told from its
         original this way (both stay in one brain either way).
@@ -113,7 +122,9 @@ def near_duplicate_copies(
     rest = (group[ei] == group[ej]) & (comp[ei] != comp[ej])
     np.maximum.at(context, ei[rest], sim[rest])
     np.maximum.at(context, ej[rest], sim[rest])
-    order = sorted(members, key=lambda i: (comp[i], -round(float(strength[i]), 2), round(float(atyp[i]) / 0.05), -round(float(context[i]), 3), paths[i]))
+    tones = np.zeros(n) if tone is None else np.asarray(tone, dtype=float)
+    order = sorted(members, key=lambda i: (comp[i], -round(float(strength[i]), 2), round(float(atyp[i]) / 0.05), round(float(tones[i]) / 0.05),
+                                           -round(float(context[i]), 3), paths[i]))
     seen: dict[int, int] = {}
     for i in order:
         c = int(comp[i])

@@ -330,6 +330,25 @@ def _pose_atypicality(images: np.ndarray) -> np.ndarray:
     return np.where(valid, np.linalg.norm(pose[:, :2] - centre, axis=1) / pose[:, 2], np.inf)
 
 
+def _tone_atypicality(images: np.ndarray) -> np.ndarray:
+    """How far each slice's intensities are from the set's usual ones (n,): background level,
+    99th percentile and the brain's median relative to it (brightness, contrast and gamma
+    changes move them; originals of a release share them)."""
+    feats = np.empty((len(images), 3))
+    for start in range(0, len(images), 2048):
+        x = images[start : start + 2048].astype(np.float32)
+        k = len(x)
+        border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
+        bg = np.median(border, axis=1)
+        hi = np.maximum(np.percentile(x.reshape(k, -1), 99, axis=1), 1.0)
+        flat = x.reshape(k, -1)
+        brain = np.where(flat > (bg + 0.2 * (hi - bg))[:, None], flat, np.nan)
+        brain[np.isnan(brain).all(axis=1), 0] = 1.0  # a blank (unreadable) image: no brain pixels
+        mid = np.nanmedian(brain, axis=1) if brain.size else np.ones(k)
+        feats[start : start + k] = np.stack([bg / 255.0, np.log(hi), np.log(np.maximum(mid, 1.0) / hi)], axis=1)
+    return np.abs(feats - np.median(feats, axis=0)).sum(axis=1) if len(feats) else np.zeros(0)
+
+
 def _copy_origins(images: np.ndarray, feats: SimilarityFeatures, max_rotation: float, rotation_step: float, n: int, ei: np.ndarray, ej: np.ndarray, sim: np.ndarray, group: np.ndarray, paths: list[str], match: np.ndarray, before: np.ndarray, upright: np.ndarray) -> np.ndarray:
     """Original of every copy (-1 for originals): near-duplicates in a group, and attached images.
 
@@ -348,7 +367,7 @@ def _copy_origins(images: np.ndarray, feats: SimilarityFeatures, max_rotation: f
         k = near[start : start + 4096]
         sim[k] = np.maximum(sim[k], pair_similarity(feats, ei[k], ej[k], angles=angles))
     atypical = _pose_atypicality(images)
-    copy_of = near_duplicate_copies(n, ei, ej, sim, group, paths, atypical=atypical)
+    copy_of = near_duplicate_copies(n, ei, ej, sim, group, paths, atypical=atypical, tone=_tone_atypicality(images))
     # an attached group of one slice (and its near-identical copies) is a copy. A group of
     # several distinct slices, all in the set's usual position and matching their brain
     # upright, is a fragment of the brain whose other slices are missing (a subsampled set):
