@@ -125,6 +125,7 @@ def score(rec: dict, truth: dict, orig_brain: dict, orig_pos: dict) -> dict:
         "original_groups": int(len(sizes)),
         "original_group_sizes": {str(int(s)): int((sizes == s).sum()) for s in np.unique(sizes)},
         "position_spearman_abs_min": round(float(np.nanmin(np.abs(rhos))), 4),
+        "brains_with_position_spearman_below_0_9": int((np.abs(rhos) < 0.9).sum()),
         "position_direction_consistent": bool(np.all(np.sign(rhos) == np.sign(rhos[0]))),
         "copies_marked_copy": round(float(marked[is_copy].mean()), 4),
         "copies_marked_copy_of_exact_source": round(float(exact[is_copy].mean()), 4),
