@@ -22,8 +22,9 @@ pairs, is 0.927 (8 pairs >= 0.92, none >= 0.93); an augmented copy (rotation, sh
 perspective, flips, blur, sharpening, intensity, JPEG, combined) scores >= 0.95 with its
 source in 71 % of 3,000 copies, and adjacent slices of one brain score 0.97 (median), so
 the measure finds copies *and* neighbouring slices of one brain, which are both leaks.
-Pose refinement (``pose_similarity(..., images=...)``) is not used: it moves 0.4 % of
-copies across 0.95 and costs 24 s per 2,800 queries on 2 cores, against 0.3 s without.
+Pose refinement (resampling each query at nearby poses) was measured and left out: it
+moved 0.4 % of copies across 0.95 and cost 24 s per 2,800 queries on 2 cores, against
+0.3 s without.
 """
 
 from __future__ import annotations

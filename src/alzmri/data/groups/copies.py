@@ -41,6 +41,7 @@ from alzmri.data.groups.pose import (
     _log_images,
     _max_correlation,
     _polar_spectra,
+    background_and_peak,
     upright_match,
 )
 from alzmri.data.groups.similarity import top_k
@@ -140,9 +141,8 @@ def _touch_direction(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
     if len(idx) > 2048:  # in blocks: float temporaries
         return np.concatenate([_touch_direction(images, idx[i : i + 2048]) for i in range(0, len(idx), 2048)])
     x = images[idx].astype(np.float32)
-    border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
-    bg = np.median(border, axis=1)[:, None]
-    hi = np.percentile(x.reshape(len(x), -1), 95, axis=1)[:, None]
+    bg, hi = background_and_peak(x)
+    bg, hi = bg[:, None], hi[:, None]
     thr = bg + 0.2 * (hi - bg)
     top, bottom = (x[:, 0] > thr).mean(1), (x[:, -1] > thr).mean(1)
     left, right = (x[:, :, 0] > thr).mean(1), (x[:, :, -1] > thr).mean(1)

@@ -24,9 +24,9 @@ compares slices in a frame that travels with the brain:
 3. **Candidates.** The magnitudes of the angular Fourier coefficients of each ring are
    invariant to rotation and mirror too: their cosine similarity ranks candidate pairs
    before the exact polar correlation verifies them.
-4. **Pose refinement.** A copy zoomed in and shifted loses part of the brain at the
-   frame edge, which biases its pose; the verification therefore also tries the query
-   resampled at slightly different scales and centres and keeps the best correlation.
+4. **Biased poses.** A copy zoomed in and shifted loses part of the brain at the frame
+   edge, which biases its pose; :mod:`alzmri.data.groups.copies` retries such images at
+   poses moved towards the cut edge and scaled up.
 
 References
 ----------
@@ -51,9 +51,6 @@ N_ANGLES = 96
 #: Outermost ring, in radii of gyration (the brain edge lies near 1.3).
 EXTENT = 1.0
 N_HARMONICS = 16
-#: Relative scales and centre shifts (fractions of the radius of gyration) tried in refinement.
-REFINE_SCALES = (0.9, 1.0, 1.1)
-REFINE_SHIFTS = (-0.08, 0.0, 0.08)
 _BLOCK = 1024
 
 
@@ -90,6 +87,22 @@ def _log_images(images: np.ndarray) -> np.ndarray:
     return -lap
 
 
+def background_and_peak(x: np.ndarray, q: float = 95) -> tuple[np.ndarray, np.ndarray]:
+    """Background level (median of the frame border) and the ``q``-th intensity percentile.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, H, W), dtype float32
+    q : float, default=95
+
+    Returns
+    -------
+    bg, peak : ndarray of shape (n,), dtype float32
+    """
+    border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
+    return np.median(border, axis=1), np.percentile(x.reshape(len(x), -1), q, axis=1)
+
+
 def estimate_pose(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centroid and radius of gyration of the brain in each slice.
 
@@ -113,9 +126,7 @@ def estimate_pose(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts])
     x = images.astype(np.float32)
     n, h, w = x.shape
-    border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
-    bg = np.median(border, axis=1)
-    hi = np.percentile(x.reshape(n, -1), 95, axis=1)
+    bg, hi = background_and_peak(x)
     span = hi - bg
     valid = span > 1e-3
     wgt = np.clip((x - bg[:, None, None]) / np.where(valid, span, 1.0)[:, None, None], 0.0, None)
@@ -273,7 +284,7 @@ def upright_match(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray, *, max_de
     return (degrees <= max_degrees) & (scale <= np.log1p(max_scale))
 
 
-def pose_similarity(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray, *, images: np.ndarray | None = None) -> np.ndarray:
+def pose_similarity(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray) -> np.ndarray:
     """Pose-invariant similarity of image pairs.
 
     Parameters
@@ -281,16 +292,14 @@ def pose_similarity(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray, *, imag
     feats : PoseFeatures
     qi, rj : ndarray of shape (m,), dtype int64
         Query and reference image indices.
-    images : ndarray of shape (n, S, S), optional
-        The slices ``feats`` was built from. When given, each query is also resampled at
-        the scales :data:`REFINE_SCALES` and centre shifts :data:`REFINE_SHIFTS` about its
-        estimated pose (pose refinement) and the best correlation is kept.
 
     Returns
     -------
     ndarray of shape (m,), dtype float32
         Pearson correlation of the polar LoG features in [-1, 1], maximised over rotation
-        and mirror (and the refinement poses); 0 where either image is invalid.
+        and mirror; 0 where either image is invalid. (A copy whose brain is cut by the
+        frame has a biased pose: :func:`alzmri.data.groups.copies.attach_copies` retries
+        such images at moved and scaled poses.)
     """
     qi, rj = np.asarray(qi, dtype=np.int64), np.asarray(rj, dtype=np.int64)
     out = np.zeros(len(qi), dtype=np.float32)
@@ -298,22 +307,5 @@ def pose_similarity(feats: PoseFeatures, qi: np.ndarray, rj: np.ndarray, *, imag
     for start in range(0, len(qi), step):
         a, b = qi[start : start + step], rj[start : start + step]
         out[start : start + step] = _max_correlation(feats.spectrum[a], feats.spectrum[b])
-    if images is not None and len(qi):
-        uq, inv = np.unique(qi, return_inverse=True)
-        logs = _log_images(np.asarray(images)[uq])
-        base = feats.pose[uq]
-        for s in REFINE_SCALES:
-            for dy in REFINE_SHIFTS:
-                for dx in REFINE_SHIFTS:
-                    if s == 1.0 and dy == 0.0 and dx == 0.0:
-                        continue
-                    p = base.copy()
-                    p[:, 0] += dy * base[:, 2]
-                    p[:, 1] += dx * base[:, 2]
-                    p[:, 2] *= s
-                    spec = _polar_spectra(logs, p)
-                    for start in range(0, len(qi), step):
-                        sl = slice(start, start + step)
-                        np.maximum(out[sl], _max_correlation(spec[inv[sl]], feats.spectrum[rj[sl]]), out=out[sl])
     ok = feats.valid[qi] & feats.valid[rj]
     return np.where(ok, out, np.float32(0.0))

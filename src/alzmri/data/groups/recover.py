@@ -24,7 +24,7 @@ from alzmri.data.groups.filenames import (
     _canonical_ids,
     _filename_groups,
 )
-from alzmri.data.groups.pose import estimate_pose, pose_features
+from alzmri.data.groups.pose import background_and_peak, estimate_pose, pose_features
 from alzmri.data.groups.result import GroupResult
 from alzmri.data.groups.seriation import _chain_orders, _orient
 from alzmri.data.groups.similarity import (
@@ -338,9 +338,8 @@ def _tone_atypicality(images: np.ndarray) -> np.ndarray:
     for start in range(0, len(images), 2048):
         x = images[start : start + 2048].astype(np.float32)
         k = len(x)
-        border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
-        bg = np.median(border, axis=1)
-        hi = np.maximum(np.percentile(x.reshape(k, -1), 99, axis=1), 1.0)
+        bg, hi = background_and_peak(x, 99)
+        hi = np.maximum(hi, 1.0)
         flat = x.reshape(k, -1)
         brain = np.where(flat > (bg + 0.2 * (hi - bg))[:, None], flat, np.nan)
         brain[np.isnan(brain).all(axis=1), 0] = 1.0  # a blank (unreadable) image: no brain pixels
