@@ -21,7 +21,22 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = Field("altzcnn", description="registered model name (alzmri models)")
+    model: str = Field("altzcnn", description="registered model name (alzmri models), a baseline (baseline:atrophy, baseline:knn, baseline:pixels) or timm:<name>")
+    task: Literal["4class", "3class", "binary"] = Field(
+        "4class", description="task framing: 4class (the notebook's), 3class (Mild and Moderate merged) or binary (NonDemented vs demented)"
+    )
+    loss: Literal["cross_entropy", "ordinal"] = Field(
+        "cross_entropy", description="cross_entropy, or ordinal: CORN (Shi et al. 2023, dlordinal's CORNLoss) for the ordered classes of 4class/3class"
+    )
+    level: Literal["slice", "brain"] = Field(
+        "slice", description="slice: one prediction per slice (brain = mean of its slices); brain: one prediction per bag of a brain's slices"
+    )
+    pooling: Literal["mean", "attention"] = Field("attention", description="level brain: how slice features become one brain feature (attention: Ilse et al. 2018)")
+    slice_position: bool = Field(False, description="level brain: give the model each slice's relative position in its brain (0 = first, 1 = last)")
+    frozen_encoder: bool = Field(
+        True, description="level brain: the slice encoder stays frozen (its features are computed once and cached on disk) or is fine-tuned with the head"
+    )
+    patience: int | None = Field(None, ge=1, description="early stopping: stop after this many epochs without a better validation score (default: train all epochs)")
     data: Path | None = Field(None, description="dataset folder; default: the downloaded 6,400-image set")
     out: Path | None = Field(None, description="run folder to create")
     epochs: int = Field(20, gt=0)
