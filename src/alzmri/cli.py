@@ -38,6 +38,17 @@ def _fmt(v) -> str:
 @app.command()
 def train(
     model: Optional[str] = typer.Option(None, help="registered model name (default altzcnn)"),
+    task: Optional[str] = typer.Option(None, help="4class (default), 3class (Mild and Moderate merged) or binary (NonDemented vs demented)"),
+    loss: Optional[str] = typer.Option(None, help="cross_entropy (default) or ordinal (CORN; 4class or 3class)"),
+    level: Optional[str] = typer.Option(None, help="slice (default: one prediction per slice) or brain (one per bag of a brain's slices)"),
+    pooling: Optional[str] = typer.Option(None, help="level brain: attention (default) or mean"),
+    slice_position: Optional[bool] = typer.Option(
+        None, "--slice-position/--no-slice-position", help="level brain: give the model each slice's position in its brain (default off)"
+    ),
+    frozen_encoder: Optional[bool] = typer.Option(
+        None, "--frozen-encoder/--finetune-encoder", help="level brain: keep the slice encoder frozen (default) or fine-tune it"
+    ),
+    patience: Optional[int] = typer.Option(None, help="early stopping after this many epochs without a better validation score (default: off)"),
     data: Optional[Path] = typer.Option(None, help="dataset folder (default: the downloaded set)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder to create (default runs/MODEL-TIME)"),
     epochs: Optional[int] = typer.Option(None, help="epochs (default 20)"),
@@ -87,6 +98,13 @@ def train(
     cfg = load_train_config(
         config,
         model=model,
+        task=task,
+        loss=loss,
+        level=level,
+        pooling=pooling,
+        slice_position=slice_position,
+        frozen_encoder=frozen_encoder,
+        patience=patience,
         data=data,
         out=out_dir,
         epochs=epochs,
@@ -142,7 +160,8 @@ def _ci(block: dict | None, key: str) -> str:
 def _print_metrics(m: dict, *, show_warnings: bool = False) -> None:
     sub = m.get("subject_level")
     n_subj = f", {m['n_subjects']} subjects" if m.get("n_subjects") else ""
-    t = Table(title=f"{m['model']} - {m['split']} split, split strategy: {m['split_strategy']} ({m['n_samples']} slices{n_subj})")
+    task = f"task {m['task']}, " if m.get("task") else ""
+    t = Table(title=f"{m['model']} - {task}{m['split']} split, split strategy: {m['split_strategy']} ({m['n_samples']} slices{n_subj})")
     t.add_column("metric")
     t.add_column("slice-level", justify="right")
     t.add_column("95% CI", justify="right")
@@ -153,6 +172,9 @@ def _print_metrics(m: dict, *, show_warnings: bool = False) -> None:
     out.print(t)
     if sub:
         out.print(f"subject level: {sub['aggregation']}; intervals: {sub['confidence_intervals']['method']}", markup=False, highlight=False)
+    brain = m.get("brain_level")
+    if brain:
+        out.print(_brain_line(brain), markup=False, highlight=False)
     t = Table("class", "support", "sensitivity", "specificity", "precision", "ROC-AUC", title="per class (slice level)")
     for cls, d in m["per_class"].items():
         t.add_row(cls, str(d["support"]), _fmt(d["sensitivity"]), _fmt(d["specificity"]), _fmt(d["precision"]), _fmt(d["roc_auc"]))
@@ -162,6 +184,29 @@ def _print_metrics(m: dict, *, show_warnings: bool = False) -> None:
 
         for w in m.get("warnings", []):
             print_warning(w)
+
+
+def _threshold(t) -> str:
+    """A brain-level threshold: one number, or the range of the folds' own thresholds (pooled folds)."""
+    if isinstance(t, dict):
+        return f"{t.get('min', 0):.3f}-{t.get('max', 0):.3f} (one per fold)"
+    return _fmt(t) if t is None else f"{float(t):.3f}"
+
+
+def _brain_line(b: dict) -> str:
+    """One line of a metrics.json ``brain_level`` block: ROC-AUC of P(demented), then the task's own measures."""
+    ci = b.get("ci") or {}
+
+    def val(key: str) -> str:
+        iv = ci.get(key)
+        return _fmt(b.get(key)) + (f" ({iv[0]:.3f}-{iv[1]:.3f})" if iv else "")
+
+    parts = [f"ROC-AUC demented vs not {val('roc_auc')}"]
+    if "threshold" in b:
+        parts.append(f"at threshold {_threshold(b['threshold'])} (validation brains): sensitivity {val('sensitivity')}, specificity {val('specificity')}")
+    else:
+        parts.append(f"QWK {val('quadratic_weighted_kappa')}, MAE {val('mae_classes')} classes")
+    return f"brain level, task {b.get('task')} ({b.get('n_brains')} brains): " + "; ".join(parts)
 
 
 def _print_cv(cv: dict) -> None:

@@ -46,6 +46,10 @@ class RunInfo:
     the data (images that are copies of other images of the set): ``n_copies``,
     ``n_originals_copied``, copies per split (``train``, ``val``, ``test``), ``left_out``
     (out of validation and test), ``reason`` and a ``note`` sentence; empty without copies.
+    ``task`` is the task framing (:mod:`alzmri.data.tasks`; ``class_names`` are its
+    classes), ``loss`` ``cross_entropy`` or ``ordinal`` (the model's head has K-1 CORN
+    outputs, see :mod:`alzmri.models.ordinal`), ``level`` ``slice`` or ``brain``; run.json
+    files written before these fields existed read as 4class, cross_entropy, slice.
     """
 
     model: str
@@ -54,6 +58,9 @@ class RunInfo:
     mean: float
     std: float
     class_names: list[str]
+    task: str = "4class"
+    loss: str = "cross_entropy"
+    level: str = "slice"
     data: str = ""
     dataset_hash: str = ""
     layout: str = ""
@@ -135,7 +142,8 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
     Returns
     -------
     model : nn.Module
-        Input float (batch, in_chans, image_size, image_size), output logits (batch, n_classes).
+        Input float (batch, in_chans, image_size, image_size), output logits (batch, n_classes)
+        (for ``loss: ordinal``, log class probabilities: :func:`alzmri.models.ordinal.make_ordinal`).
     info : RunInfo
 
     Raises
@@ -144,6 +152,7 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
         Not a run folder; weights missing, unreadable or of another architecture.
     """
     from alzmri.models import create_model
+    from alzmri.models.ordinal import head_classes, make_ordinal
 
     info = RunInfo.load(run_dir)
     path = Path(run_dir) / WEIGHTS_FILE
@@ -151,7 +160,8 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
         raise AlzmriError(f"{path}: weights file missing; the run did not finish - retrain it")
     # the saved state dict holds every weight: pretrained ones are not fetched again
     kwargs = {**info.model_kwargs, "weights": "none"}
-    model = create_model(info.model, num_classes=len(info.class_names), in_chans=info.in_chans, image_size=info.image_size, **kwargs)
+    model = create_model(info.model, num_classes=head_classes(len(info.class_names), info.loss), in_chans=info.in_chans,
+                         image_size=info.image_size, **kwargs)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
@@ -174,6 +184,8 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
             "architecture or an older alzmri version - retrain the run or put back its own model.safetensors"
         )
     model.load_state_dict(state, strict=True)
+    if info.loss == "ordinal":
+        make_ordinal(model)
     return model.to(device).eval(), info
 
 

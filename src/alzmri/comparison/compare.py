@@ -331,13 +331,15 @@ def summarize_row(
     -------
     dict
         The row's table values (:data:`TABLE_KEYS`; units MB, FLOPs, s, images/s, ms),
-        ``subject_level`` metrics when the evaluation wrote them, training settings and
+        ``task``, ``subject_level`` and ``brain_level`` metrics when the evaluation wrote
+        them (numbers only, ``ci`` of the brain level kept), training settings and
         ``figures`` (name -> path relative to ``out_dir``, None when not made).
     """
     import torch
 
     from alzmri.data.cache import load_images
     from alzmri.data.manifest import read_manifest
+    from alzmri.data.tasks import get_task
     from alzmri.evaluation.profiling import (
         extract_features,
         flops_per_image,
@@ -371,7 +373,7 @@ def summarize_row(
     if len(test) >= 4:
         feats = extract_features(model, info, images[test])
         emb = tsne_embedding(feats, seed=seed)
-        labels = index.labels[test]
+        labels = get_task(info.task).map_labels(index.labels[test])  # coloured by the run's task classes
         lines = ["path,class,tsne_1,tsne_2"] + [
             f"{index.records[i].path},{index.records[i].class_name},{x:.5f},{y:.5f}" for i, (x, y) in zip(test, emb)
         ]
@@ -393,6 +395,8 @@ def summarize_row(
         "name": entry.name,
         "model": info.model,
         "model_kwargs": dict(info.model_kwargs),
+        "task": info.task,
+        "loss": info.loss,
         "note": entry.note,
         "parameters": info.parameters,
         "trainable_parameters": info.trainable_parameters,
@@ -413,6 +417,10 @@ def summarize_row(
         sub_ci = _intervals(sl.get("confidence_intervals"))
         if sub_ci:
             summary["subject_level"]["confidence_intervals"] = sub_ci
+    bl = metrics.get("brain_level")
+    if isinstance(bl, dict):  # the task's brain-level metrics (evaluation/task_metrics.py)
+        summary["brain_level"] = {k: v for k, v in bl.items() if v is None or isinstance(v, (int, float, str))}
+        summary["brain_level"]["ci"] = dict(bl.get("ci") or {})
     summary.update(
         {
             "n_test": metrics.get("n_samples"),
@@ -521,7 +529,7 @@ def compare(
         written without it, then the error names the failed rows (rerunning retries
         them).
     """
-    from alzmri.data.classes import CLASS_NAMES
+    from alzmri.data.tasks import get_task
     from alzmri.reporting.figures import plot_pareto, plot_roc_comparison
     from alzmri.reporting.report import write_report
 
@@ -531,6 +539,8 @@ def compare(
         config = load_compare_config(config)
     rows = config.train_configs(source)
     _check_rows(rows, config, source)
+    task = get_task(config.task)
+    class_names = list(task.class_names)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise AlzmriError(f"{out}: exists and is not a folder; choose another out for the comparison")
@@ -542,6 +552,7 @@ def compare(
     atomic_write_text(out / "comparison.yaml", dump_config(config))
     counts = {s: int(np.sum(splits == s)) for s in ("train", "val", "test")}
     _say(echo, f"split: {counts['train']} train / {counts['val']} val / {counts['test']} test images -> {config.manifest_path()}")
+    _say(echo, f"task: {task.name} ({', '.join(class_names)})")
 
     summaries: list[dict] = []
     failed: list[tuple[str, str]] = []
@@ -585,18 +596,19 @@ def compare(
         figures["pareto"] = plot_pareto(summaries, fig_dir / "pareto.png")
         curves, aucs = {}, {}
         for s in summaries:
-            pred = _read_predictions(config.row_dir(s["name"]), list(CLASS_NAMES))
+            pred = _read_predictions(config.row_dir(s["name"]), class_names)
             if pred is not None:
                 curves[s["name"]] = pred
                 aucs[s["name"]] = s.get("roc_auc_ovr_macro")
         if curves:
-            figures["roc"] = plot_roc_comparison(curves, list(CLASS_NAMES), fig_dir / "roc_comparison.png", aucs=aucs)
+            figures["roc"] = plot_roc_comparison(curves, class_names, fig_dir / "roc_comparison.png", aucs=aucs)
     split_block = _split_block(config, counts, strategy, split_notes)
-    atomic_write_json(out / "comparison.json", {"title": config.title, "split": split_block, "rows": summaries,
+    task_block = {"name": task.name, "class_names": class_names, "ordinal": task.ordinal}
+    atomic_write_json(out / "comparison.json", {"title": config.title, "task": task_block, "split": split_block, "rows": summaries,
                                                 "failed": [{"name": n, "error": e} for n, e in failed]})
     _write_table_csv(out / "table.csv", summaries, strategy)
     notes = list(config.notes) + [f"Row {n!r} failed and is not in the table: {e}" for n, e in failed]
-    md, html = write_report(summaries, out, title=config.title, notes=notes, split=split_block, figures=figures)
+    md, html = write_report(summaries, out, title=config.title, notes=notes, split=split_block, figures=figures, task=task_block)
     _say(echo, f"report: {md} and {html}")
     if failed:
         names = ", ".join(n for n, _ in failed)
@@ -611,8 +623,8 @@ def _check_rows(rows, config: CompareConfig, source: str) -> None:
     from alzmri.models.registry import check_model_options
 
     for i, (entry, cfg) in enumerate(rows):
-        if row_state(config.row_dir(entry.name), cfg) == "finished":
-            continue
+        if cfg.model.startswith("baseline:") or row_state(config.row_dir(entry.name), cfg) == "finished":
+            continue  # baselines are not registered networks (training/brain.py checks them)
         try:
             check_model_options(cfg.model, in_chans=cfg.in_chans, image_size=cfg.image_size or get_spec(cfg.model).image_size, **cfg.model_kwargs)
         except AlzmriError as exc:

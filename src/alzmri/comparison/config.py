@@ -5,6 +5,7 @@ A comparison YAML file looks like::
     data: ../../shared/datasets/alzheimer-mri-6400   # relative to this file
     out: ../runs/compare-cpu
     seed: 42
+    task: 4class                     # or 3class / binary: one task for every row
     split_strategy: subject          # or stratified / image; or `split: MANIFEST`
     keep_eval_copies: false          # true keeps augmented copies in validation/test (warned)
     title: AltzCNN against small pretrained CNNs
@@ -21,8 +22,9 @@ A comparison YAML file looks like::
         model_kwargs: {weights: imagenet, finetune: adapter}
 
 The split settings (``data``, ``split``, ``split_strategy``, ``groups``, ``fractions``,
-``keep_eval_copies``) belong to the comparison, so every row sees identical images; a row or ``defaults``
-that sets one of them, or ``out``, ``evaluate`` or ``folds``, is an error. Each row is
+``keep_eval_copies``) belong to the comparison, so every row sees identical images, and so does
+``task``, so that every row answers the same question; a row or ``defaults`` that sets one of
+them, or ``out``, ``evaluate`` or ``folds``, is an error. Each row is
 validated as a :class:`~alzmri.config.TrainConfig` built from ``defaults`` and the row;
 errors are one line naming the file and the row.
 """
@@ -32,7 +34,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -43,7 +45,7 @@ __all__ = ["CompareConfig", "ModelEntry", "load_compare_config"]
 
 #: Keys a row must not set: the shared split (top level) and what the comparison decides.
 SPLIT_KEYS = ("data", "split", "split_strategy", "groups", "fractions", "keep_eval_copies")
-ROW_FORBIDDEN = (*SPLIT_KEYS, "out", "evaluate", "folds", "resume")
+ROW_FORBIDDEN = (*SPLIT_KEYS, "task", "out", "evaluate", "folds", "resume")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
 
 
@@ -88,6 +90,7 @@ class CompareConfig(BaseModel):
     data: Path | None = Field(None, description="dataset folder; default: the downloaded 6,400-image set")
     out: Path = Field(..., description="comparison folder: manifest.csv, runs/<name>/, figures/, report.md, report.html")
     seed: int = Field(42, description="split seed, and every row's training seed unless the row sets its own")
+    task: Literal["4class", "3class", "binary"] = Field("4class", description="task framing of every row (alzmri.data.tasks); a row may not set its own")
     split: Path | None = Field(None, description="an existing manifest.csv to use instead of splitting")
     split_strategy: str = Field(default_factory=lambda: TrainConfig.model_fields["split_strategy"].default)
     groups: Path | None = Field(None, description="groups CSV for subject-level splits (see TrainConfig.groups)")
@@ -151,6 +154,7 @@ class CompareConfig(BaseModel):
             row names an unregistered model. The message names ``source`` and the row.
         """
         from alzmri.models import get_spec
+        from alzmri.models.ordinal import check_loss
 
         for key in self.defaults:
             if key in ROW_FORBIDDEN:
@@ -164,10 +168,12 @@ class CompareConfig(BaseModel):
                 if key in ROW_FORBIDDEN:
                     raise AlzmriError(f"{where}: {_forbidden_hint(key)}")
             values = {**self.split_fields(), **self.defaults, **fields}
-            values.update(split=self.manifest_path().resolve(), out=self.row_dir(entry.name).resolve(), evaluate=True)
+            values.update(split=self.manifest_path().resolve(), out=self.row_dir(entry.name).resolve(), evaluate=True, task=self.task)
             cfg = build_config(TrainConfig, values, where)
             try:
-                get_spec(cfg.model)
+                if not cfg.model.startswith("baseline:"):  # baselines are not registered networks (training/brain.py)
+                    get_spec(cfg.model)
+                check_loss(cfg.task, cfg.loss)
             except AlzmriError as exc:
                 raise AlzmriError(f"{where}: {exc}") from None
             out.append((entry, cfg))  # type: ignore[arg-type]
@@ -181,6 +187,8 @@ def _forbidden_hint(key: str) -> str:
         return "'folds' (cross-validation) is not available in a comparison; each row is one run on the shared split"
     if key == "resume":
         return "'resume' is not a row setting: running the same comparison again resumes it"
+    if key == "task":
+        return "'task' belongs at the top level of the comparison (one task for every row, so that the rows answer the same question)"
     return f"{key!r} is set by the comparison (each row's run folder is OUT/runs/<name>, always evaluated)"
 
 

@@ -194,3 +194,20 @@ def load_images(
             if not isinstance(exc, PermissionError):
                 raise AlzmriError(f"{path}: cannot write the image cache ({exc}); set ALZMRI_CACHE_DIR to a writable folder") from None
     return CachedImages(images, readable, unreadable, key, path if use_cache else None, hit=False)
+
+
+def load_checked_images(index: DatasetIndex, image_size: int, *, skip_unreadable: bool = False) -> CachedImages:
+    """Decoded images (decode-once cache); unreadable files stop the run unless ``skip_unreadable``.
+
+    Raises
+    ------
+    AlzmriError
+        An unreadable image and ``skip_unreadable`` is off (names the file and the fix).
+    """
+    cached = load_images(index, image_size)
+    skipped = cached.unreadable
+    if skipped and not skip_unreadable:
+        p, why = skipped[0]
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise AlzmriError(f"{index.root / p}: {why}{more}; remove or replace the file, or pass --skip-unreadable to leave it out")
+    return cached

@@ -314,6 +314,11 @@ def subject_split(labels, *, fractions=(0.7, 0.15, 0.15), seed: int = 42, source
     return _assign_groups(labels, codes, fr, seed)
 
 
+def cv_strategy_name(fold: int, k: int) -> str:
+    """Strategy name of fold ``fold`` (0-based) of ``k``, as written in manifests and run.json."""
+    return f"subject-cv (fold {fold + 1} of {k})"
+
+
 def subject_folds(labels, groups, k: int = 5, *, seed: int = 42, val_fraction: float = 0.15) -> list[np.ndarray]:
     """K-fold cross-validation by subject: one split array per fold.
 

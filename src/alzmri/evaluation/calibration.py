@@ -231,7 +231,9 @@ def run_logits(run_dir: str | Path, *, split: str = "val", data: str | Path | No
         for s in range(0, len(images), 256):
             x = prepare_batch(torch.from_numpy(np.ascontiguousarray(images[s : s + 256])), mean=info.mean, std=info.std, in_chans=info.in_chans)
             out.append(model(x).float().numpy())
-    return np.concatenate(out).astype(np.float64), index.labels[sel].astype(np.int64)
+    from alzmri.data.tasks import get_task
+
+    return np.concatenate(out).astype(np.float64), get_task(info.task).map_labels(index.labels[sel])
 
 
 def calibrate_run(run_dir: str | Path, *, data: str | Path | None = None, n_bins: int = 15, plot: bool = True) -> dict:

@@ -13,11 +13,13 @@ from alzmri.data.cache import load_images
 from alzmri.data.discovery import DatasetIndex, discover
 from alzmri.data.manifest import load_manifest
 from alzmri.data.splits import split_warnings
+from alzmri.data.tasks import Task, get_task
 from alzmri.errors import AlzmriError
-from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, metrics_with_ci, subject_level_metrics
+from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, aggregate_by_group, metrics_with_ci, subject_level_metrics
 from alzmri.evaluation.metrics import classification_metrics
+from alzmri.evaluation.task_metrics import brain_metrics, choose_threshold
 from alzmri.inference.predict import predict_proba
-from alzmri.runs import RunInfo, load_model
+from alzmri.runs import load_model
 from alzmri.training.distributed import node_cache_lock
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -50,6 +52,11 @@ def evaluate_run(
     :func:`alzmri.evaluation.aggregation.metrics_with_ci`) and ``subject_level``: the same
     metrics on one prediction per subject (mean of its slices' probabilities, see
     :data:`~alzmri.evaluation.aggregation.AGGREGATION_RULE`), with intervals.
+    ``task`` names the run's task framing (:mod:`alzmri.data.tasks`; runs without one are
+    4class): the true classes are the task's. ``brain_level`` holds the task's metrics of
+    :func:`alzmri.evaluation.task_metrics.brain_metrics` on the same per-subject mean
+    probabilities (ROC-AUC of P(demented) for every task; for binary, sensitivity and
+    specificity at a threshold chosen by Youden's J on the run's *validation* brains).
     ``warnings`` lists the run's split warnings and any raised here.
 
     Parameters
@@ -78,8 +85,8 @@ def evaluate_run(
     -------
     dict or None
         None on the ranks other than 0 of a multi-process ``layout``; else the metrics written to ``metrics.json``: run facts (``model``, ``split``,
-        ``split_strategy``, ...), the slice-level metrics, ``n_subjects``, ``groups_source``,
-        ``confidence_intervals`` and ``subject_level`` (None without groups), ``warnings``.
+        ``split_strategy``, ``task``, ...), the slice-level metrics, ``n_subjects``, ``groups_source``,
+        ``confidence_intervals``, ``subject_level`` and ``brain_level`` (None without groups), ``warnings``.
 
     Raises
     ------
@@ -90,6 +97,7 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     model, info = load_model(run_dir)
+    task = get_task(getattr(info, "task", "") or "4class")
     if index is None:
         index = discover(data if data is not None else info.data)
     manifest = load_manifest(run_dir / "manifest.csv", index)
@@ -108,29 +116,37 @@ def evaluate_run(
             return None  # not rank 0: rank 0 scores and writes
     else:
         probs = predict_proba(model, info, images[sel])
-    y_true = index.labels[sel]
+    y_true = task.map_labels(index.labels[sel])  # the run's task classes (splits stay on the canonical four)
     metrics = classification_metrics(y_true, probs, class_names=info.class_names)
     warns = list(getattr(info, "warnings", []) or [])
     if manifest.groups is not None:
         groups_source = getattr(info, "groups_source", "") or "manifest"
-        groups = manifest.groups[sel]
+        all_groups = manifest.groups
     elif recover_groups:
         from alzmri.data.groups import load_or_recover_groups
 
         res = load_or_recover_groups(index)
         groups_source = "recovered at evaluation (the manifest records none)"
-        groups = res.group[sel]
+        all_groups = res.group
         for w in split_warnings(index.labels, splits, groups=res.group, strategy=info.split_strategy, copy_of=res.copy_of):
             if w not in warns:
                 warns.append(w)
     else:
-        groups_source, groups = "", None
-    ci = subject = None
+        groups_source, all_groups = "", None
+    groups = all_groups[sel] if all_groups is not None else None
+    ci = subject = brain = None
     if groups is not None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MixedLabelGroupWarning)
             ci = metrics_with_ci(y_true, probs, groups, n_boot=n_boot, seed=seed)
             subject = subject_level_metrics(y_true, probs, groups, class_names=info.class_names, n_boot=n_boot, seed=seed)
+            threshold = None
+            if task.is_binary:
+                threshold = validation_threshold(model, info, task, images, splits, index.labels, all_groups)
+                if split == "val":
+                    warns.append("the binary decision threshold was chosen on the brains scored here (the validation split): "
+                                 "brain-level sensitivity and specificity are optimistic; evaluate the test split")
+            brain = brain_level_metrics(y_true, probs, groups, task, threshold=threshold, n_boot=n_boot, seed=seed)
         for w in caught:
             if issubclass(w.category, MixedLabelGroupWarning) and str(w.message) not in warns:
                 warns.append(str(w.message))
@@ -147,6 +163,7 @@ def evaluate_run(
         "model": info.model,
         "split": split,
         "split_strategy": info.split_strategy,
+        "task": task.name,
         "image_size": info.image_size,
         "parameters": info.parameters,
         "size_mb": info.size_mb,
@@ -157,6 +174,7 @@ def evaluate_run(
         "groups_source": groups_source,
         "confidence_intervals": ci,
         "subject_level": subject,
+        "brain_level": brain,
         "warnings": warns,
     }
     name = "metrics.json" if split == "test" else f"metrics_{split}.json"
@@ -171,7 +189,8 @@ def evaluate_run(
     for j, (i, p) in enumerate(zip(sel, probs)):
         rec = index.records[i]
         g = [int(groups[j])] if groups is not None else []
-        w.writerow([rec.path, rec.class_name, *g, info.class_names[int(np.argmax(p))], *(f"{v:.6f}" for v in p)])
+        # class: the true class of the run's task (the folder's class for 4class)
+        w.writerow([rec.path, info.class_names[int(y_true[j])], *g, info.class_names[int(np.argmax(p))], *(f"{v:.6f}" for v in p)])
     suffix = "" if split == "test" else f"_{split}"
     atomic_write_text(run_dir / f"predictions{suffix}.csv", buf.getvalue())
     plot_confusion_matrix(np.array(metrics["confusion_matrix"]), info.class_names, run_dir / f"confusion_matrix{suffix}.png", title=f"{info.model} - {split} split ({info.split_strategy})")
@@ -179,4 +198,51 @@ def evaluate_run(
     return result
 
 
-__all__ = ["AGGREGATION_RULE", "N_BOOT", "evaluate_run"]
+def brain_level_metrics(y_true, y_prob, groups, task: str | Task, *, threshold: float | None = None, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """The task's brain-level metrics of slice predictions: one prediction per subject (mean of its slices).
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (n_slices,)
+        Task labels.
+    y_prob : array-like of shape (n_slices, n_classes)
+    groups : array-like of shape (n_slices,)
+        Subject of every slice.
+    task : str or Task
+    threshold : float, optional
+        Binary decision threshold on P(demented) (:func:`validation_threshold`).
+    n_boot, seed
+        Bootstrap replicates (brains resampled) and seed.
+
+    Returns
+    -------
+    dict
+        :func:`alzmri.evaluation.task_metrics.brain_metrics` plus ``aggregation``
+        (:data:`AGGREGATION_RULE`).
+    """
+    _, yg, pg = aggregate_by_group(y_true, y_prob, groups)
+    return {**brain_metrics(yg, pg, task, threshold=threshold, n_boot=n_boot, seed=seed), "aggregation": AGGREGATION_RULE}
+
+
+def validation_threshold(model, info, task: Task, images: np.ndarray, splits: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float | None:
+    """Binary decision threshold chosen by Youden's J on the run's validation brains (None without any).
+
+    The validation slices are predicted and averaged per subject as the scored split is
+    (:func:`alzmri.evaluation.task_metrics.choose_threshold`, :data:`~alzmri.evaluation.task_metrics.THRESHOLD_RULE`).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, H, W), dtype uint8
+        Every image of the dataset.
+    splits, labels, groups : ndarray of shape (n_images,)
+        The run's split, canonical labels and subjects of every image.
+    """
+    val = np.flatnonzero(splits == "val")
+    if len(val) == 0:
+        return None
+    pv = predict_proba(model, info, images[val])
+    _, yv, pvg = aggregate_by_group(task.map_labels(labels[val]), pv, groups[val])
+    return choose_threshold(yv, pvg)
+
+
+__all__ = ["AGGREGATION_RULE", "N_BOOT", "brain_level_metrics", "evaluate_run", "validation_threshold"]

@@ -107,9 +107,10 @@ def choose_threshold(y_true, y_prob) -> float:
     return float((t + lower.max()) / 2) if len(lower) else t
 
 
-def _binary_at(y_true, y_prob, threshold: float) -> dict[str, float | None]:
+def _binary_at(y_true, y_prob, threshold) -> dict[str, float | None]:
+    """Balanced accuracy, sensitivity, specificity of "P(demented) >= threshold" (a float, or one per row)."""
     y = np.asarray(y_true) > 0
-    pred = demented_score(y_prob) >= threshold
+    pred = demented_score(y_prob) >= np.asarray(threshold, dtype=np.float64)
     sens = float(np.mean(pred[y])) if y.any() else None
     spec = float(np.mean(~pred[~y])) if (~y).any() else None
     bal = None if sens is None or spec is None else (sens + spec) / 2
@@ -131,28 +132,28 @@ def _pr_auc(y_true, y_prob) -> float | None:
     return float(average_precision_score(y, demented_score(y_prob)))
 
 
-def metric_functions(task: Task, threshold: float = 0.5) -> dict[str, Any]:
-    """name -> ``f(y_true, y_prob) -> float or None`` for a task (binary ones at ``threshold``)."""
-    fns: dict[str, Any] = {"roc_auc": roc_auc_demented}
+def metric_functions(task: Task) -> dict[str, Any]:
+    """name -> ``f(y_true, y_prob, thresholds) -> float or None`` for a task.
+
+    ``thresholds`` (one per row) is the binary decision threshold on P(demented); the
+    ordinal tasks' metrics ignore it (they use the argmax class).
+    """
+    fns: dict[str, Any] = {"roc_auc": lambda y, p, t: roc_auc_demented(y, p)}
     if task.is_binary:
         fns.update({
-            "pr_auc": _pr_auc,
-            "balanced_accuracy": lambda y, p: _binary_at(y, p, threshold)["balanced_accuracy"],
-            "sensitivity": lambda y, p: _binary_at(y, p, threshold)["sensitivity"],
-            "specificity": lambda y, p: _binary_at(y, p, threshold)["specificity"],
+            "pr_auc": lambda y, p, t: _pr_auc(y, p),
+            "balanced_accuracy": lambda y, p, t: _binary_at(y, p, t)["balanced_accuracy"],
+            "sensitivity": lambda y, p, t: _binary_at(y, p, t)["sensitivity"],
+            "specificity": lambda y, p, t: _binary_at(y, p, t)["specificity"],
         })
     else:
-        fns.update({
-            "balanced_accuracy": balanced_accuracy,
-            "macro_f1": macro_f1,
-            "quadratic_weighted_kappa": quadratic_weighted_kappa,
-            "mae_classes": mean_absolute_error_classes,
-            "roc_auc_ovr_macro": roc_auc_ovr_macro,
-        })
+        for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_f1", macro_f1), ("quadratic_weighted_kappa", quadratic_weighted_kappa),
+                         ("mae_classes", mean_absolute_error_classes), ("roc_auc_ovr_macro", roc_auc_ovr_macro)):
+            fns[name] = lambda y, p, t, fn=fn: fn(y, p)
     return fns
 
 
-def brain_metrics(y_true, y_prob, task: str | Task, *, threshold: float | None = None, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+def brain_metrics(y_true, y_prob, task: str | Task, *, threshold=None, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """Brain-level metrics of a task with percentile bootstrap intervals over brains.
 
     Parameters
@@ -162,9 +163,10 @@ def brain_metrics(y_true, y_prob, task: str | Task, *, threshold: float | None =
     y_prob : array-like of shape (n_brains, n_classes)
         The task's class probabilities of each brain.
     task : str or Task
-    threshold : float, optional
+    threshold : float or array-like of shape (n_brains,), optional
         Binary decision threshold on P(demented), chosen on validation brains
-        (:func:`choose_threshold`); default 0.5.
+        (:func:`choose_threshold`); one per brain when brains of several folds are pooled
+        (each fold's own threshold); default 0.5.
     n_boot, seed, alpha
         Bootstrap replicates, seed, 1 - confidence.
 
@@ -186,24 +188,24 @@ def brain_metrics(y_true, y_prob, task: str | Task, *, threshold: float | None =
     y_prob = np.asarray(y_prob, dtype=np.float64)
     if y_prob.ndim != 2 or y_prob.shape[0] != len(y_true) or len(y_true) == 0:
         raise ValueError(f"y_true (n_brains,) and y_prob (n_brains, n_classes) must agree and be non-empty; got {y_true.shape}, {y_prob.shape}")
-    thr = 0.5 if threshold is None else float(threshold)
-    fns = metric_functions(task, thr)
+    thr = np.broadcast_to(np.asarray(0.5 if threshold is None else threshold, dtype=np.float64), (len(y_true),))
+    fns = metric_functions(task)
     out: dict[str, Any] = {
         "task": task.name,
         "n_brains": int(len(y_true)),
         "class_counts": {c: int(np.sum(y_true == k)) for k, c in enumerate(task.class_names)},
     }
     for name, fn in fns.items():
-        out[name] = _finite(fn(y_true, y_prob))
+        out[name] = _finite(fn(y_true, y_prob, thr))
     if task.is_binary:
-        out["threshold"] = thr
+        out["threshold"] = float(thr[0]) if np.all(thr == thr[0]) else {"min": float(thr.min()), "max": float(thr.max()), "per": "fold"}
         out["threshold_rule"] = THRESHOLD_RULE if threshold is not None else "fixed at 0.5 (no validation brains given)"
     _, replicates = _bootstrap_replicates(np.arange(len(y_true)), y_true, True, n_boot, seed)
     values: dict[str, list[float]] = {m: [] for m in fns}
     for idx in replicates:
-        yt, yp = y_true[idx], y_prob[idx]
+        yt, yp, tt = y_true[idx], y_prob[idx], thr[idx]
         for m, fn in fns.items():
-            v = _finite(fn(yt, yp))
+            v = _finite(fn(yt, yp, tt))
             if v is not None:
                 values[m].append(v)
     out["ci"] = {m: (None if (iv := _percentile_interval(v, alpha)) is None else [round(iv[0], 6), round(iv[1], 6)]) for m, v in values.items()}

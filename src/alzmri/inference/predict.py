@@ -128,8 +128,9 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
     Returns
     -------
     list of dict
-        Per input: ``path``, ``predicted_class``, ``confidence`` (max probability) and
-        ``probabilities`` (class name -> float). A 2D image adds ``looks_like_mri``,
+        Per input: ``path``, ``task`` (the run's task framing, :mod:`alzmri.data.tasks`),
+        ``predicted_class``, ``confidence`` (max probability) and ``probabilities`` (class
+        name -> float). A 2D image adds ``looks_like_mri``,
         ``input_check`` and, when it does not look like an MRI slice, ``warning`` (see
         :func:`input_check`; the rule is in :mod:`alzmri.data.slice_check`). A volume adds ``kind`` ("volume"),
         ``n_slices``, ``central_slices`` ([first, last + 1] in inferior-to-superior
@@ -160,8 +161,12 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
 
         if cam_dir is not None:
             raise AlzmriError("Grad-CAM needs the PyTorch model: pass the run folder instead of the .onnx file")
+        from alzmri.data.tasks import TASKS
+
         predictor = OnnxPredictor(run_dir)
         image_size, class_names, proba = predictor.image_size, predictor.class_names, predictor.predict_proba
+        # the ONNX metadata names the classes; the task is the one with these classes
+        task = getattr(predictor, "task", None) or next((t.name for t in TASKS.values() if list(t.class_names) == list(class_names)), None)
     else:
         from alzmri.inference.backends import DEFAULT_BACKEND, load_backend
 
@@ -170,12 +175,12 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], *, n_central: in
         if cam_dir is not None and backend != "torch":
             raise AlzmriError(f"Grad-CAM needs the PyTorch model: drop --backend {backend} or --cam")
         model, info = load_model(run_dir)
-        image_size, class_names = info.image_size, info.class_names
+        image_size, class_names, task = info.image_size, info.class_names, info.task
         proba = load_backend(run_dir, backend, model=model, info=info).proba
 
     def summary(path, row) -> dict:
         k = int(np.argmax(row))
-        return {"path": str(path), "predicted_class": class_names[k], "confidence": float(row[k]), "probabilities": {c: float(v) for c, v in zip(class_names, row)}}
+        return {"path": str(path), "task": task, "predicted_class": class_names[k], "confidence": float(row[k]), "probabilities": {c: float(v) for c, v in zip(class_names, row)}}
 
     results: list[dict | None] = [None] * len(paths)
     cam_images, cam_names, cam_slots, cam_originals = [], [], [], []

@@ -24,6 +24,49 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _task_lines(info: RunInfo) -> list[str]:
+    from alzmri.data.tasks import TASKS
+
+    task = TASKS.get(getattr(info, "task", "") or "4class")
+    name = task.name if task is not None else str(info.task)
+    ordinal = task is None or task.ordinal
+    what = {
+        "4class": "the four classes of the notebook",
+        "3class": "MildDemented and ModerateDemented merged into one class",
+        "binary": "NonDemented against demented (VeryMild, Mild or Moderate)",
+    }.get(name, "")
+    loss = getattr(info, "loss", "cross_entropy") or "cross_entropy"
+    return [
+        f"- task: **{name}**" + (f" ({what})" if what else ""),
+        f"- classes ({'ordered' if ordinal else 'not ordered'}): {(' < ' if ordinal else ', ').join(info.class_names)}",
+        f"- loss: {loss}" + (" (CORN: K-1 conditional logits, rank-consistent class probabilities)" if loss == "ordinal" else ""),
+    ]
+
+
+def _brain_lines(b: dict) -> list[str]:
+    ci = b.get("ci") or {}
+    keys = [k for k in ("roc_auc", "pr_auc", "balanced_accuracy", "sensitivity", "specificity", "macro_f1", "quadratic_weighted_kappa",
+                        "mae_classes", "roc_auc_ovr_macro") if k in b]
+    lines = [
+        "",
+        f"## Brain-level metrics of the task ({b.get('task')}, {b.get('n_brains')} test brains)",
+        "",
+        "| metric | value | 95% CI |",
+        "| --- | --- | --- |",
+    ]
+    for k in keys:
+        iv = ci.get(k)
+        lines.append(f"| {k} | {_fmt(b.get(k))} | {'-' if not iv else f'{iv[0]:.3f}-{iv[1]:.3f}'} |")
+    lines += ["", "roc_auc is that of P(demented) = 1 - P(NonDemented) against NonDemented vs demented."]
+    if "threshold" in b:
+        t = b["threshold"]
+        at = f"{t.get('min', 0):.3f}-{t.get('max', 0):.3f} (one per fold)" if isinstance(t, dict) else _fmt(t)
+        lines.append(f"Sensitivity and specificity at P(demented) >= {at}: {b.get('threshold_rule')}.")
+    if b.get("ci_method"):
+        lines.append(f"Intervals: {b['ci_method']}.")
+    return lines
+
+
 def model_card_text(info: RunInfo, metrics: dict) -> str:
     """Markdown of the model card for a run and its test metrics (``metrics.json`` content)."""
     ci = metrics.get("confidence_intervals") or {}
@@ -38,7 +81,7 @@ def model_card_text(info: RunInfo, metrics: dict) -> str:
         "## Model",
         f"- architecture `{info.model}`, {info.parameters:,} parameters ({info.trainable_parameters:,} trainable), {info.size_mb:.1f} MB",
         f"- input: {info.in_chans}-channel {info.image_size}x{info.image_size} slices, intensities /255 then (x - {info.mean:g}) / {info.std:g}",
-        f"- classes (ordinal): {', '.join(info.class_names)}",
+        *_task_lines(info),
         f"- trained {info.epochs_run} epochs on {info.device} ({info.precision}), {info.train_time_s:.0f} s; best validation epoch {info.best_epoch}",
         "",
         "## Data and split",
@@ -72,6 +115,7 @@ def model_card_text(info: RunInfo, metrics: dict) -> str:
         "Confidence intervals resample subjects, not slices. Subject level = mean of a subject's "
         "slice probabilities. A split that shares subjects between training and test inflates "
         "every number above.",
+        *(_brain_lines(metrics["brain_level"]) if metrics.get("brain_level") else []),
         "",
         "## Limitations",
         "- Trained on 2D axial slices of public, preprocessed research datasets; other scanners, "

@@ -18,7 +18,7 @@ from typing import Any
 
 from alzmri.utils.io import atomic_write_text
 
-__all__ = ["COLUMNS", "SUBJECT_COLUMNS", "format_table", "leakage_note", "table_columns", "write_report"]
+__all__ = ["BRAIN_COLUMNS", "COLUMNS", "SUBJECT_COLUMNS", "format_table", "leakage_note", "table_columns", "task_text", "write_report"]
 
 
 def _int(v: Any) -> str:
@@ -57,6 +57,14 @@ SUBJECT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("macro_f1", "subject macro-F1"),
     ("quadratic_weighted_kappa", "subject QWK"),
     ("roc_auc_ovr_macro", "subject ROC-AUC"),
+)
+
+#: The task's brain-level metrics (``brain_level`` of a row), shown when a row has them.
+BRAIN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("roc_auc", "brain ROC-AUC (demented vs not)"),
+    ("sensitivity", "brain sensitivity (demented)"),
+    ("specificity", "brain specificity"),
+    ("mae_classes", "brain MAE (classes)"),
 )
 
 _FIGURES = (
@@ -118,7 +126,8 @@ def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, Cal
 
     A 95% confidence interval column follows balanced accuracy when a row has
     ``confidence_intervals.balanced_accuracy``; subject-level columns
-    (:data:`SUBJECT_COLUMNS`) appear when a row has a ``subject_level`` block.
+    (:data:`SUBJECT_COLUMNS`) appear when a row has a ``subject_level`` block, the task's
+    brain-level ones (:data:`BRAIN_COLUMNS`) when a row has a ``brain_level`` block.
 
     Returns
     -------
@@ -139,6 +148,11 @@ def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, Cal
             cols.append((f"subject_level.{key}", header, _f(3)))
             if key == "balanced_accuracy" and has("subject_level.confidence_intervals.balanced_accuracy"):
                 cols.append(("subject_level.confidence_intervals.balanced_accuracy", "subject balanced accuracy 95% CI", _ci))
+    for key, header in BRAIN_COLUMNS:
+        if has(f"brain_level.{key}"):
+            cols.append((f"brain_level.{key}", header, _f(3)))
+            if key == "roc_auc" and has("brain_level.ci.roc_auc"):
+                cols.append(("brain_level.ci.roc_auc", "brain ROC-AUC 95% CI", _ci))
     return cols
 
 
@@ -182,10 +196,24 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[lis
     return headers, cells
 
 
+def task_text(task: Mapping[str, Any] | None) -> str | None:
+    """The report's sentence naming the task and its classes (None without a task).
+
+    >>> task_text({"name": "binary", "class_names": ["NonDemented", "Demented"], "ordinal": False})
+    'Task: binary, 2 classes: NonDemented, Demented (every row is trained and scored on these classes).'
+    """
+    if not task or not task.get("name"):
+        return None
+    names = list(task.get("class_names") or [])
+    order = " < ".join(names) if task.get("ordinal") else ", ".join(names)
+    return f"Task: {task['name']}, {len(names)} classes: {order} (every row is trained and scored on these classes)."
+
+
 def _settings(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     kw = row.get("model_kwargs") or {}
     items = [
-        ("model", f"{row.get('model')}" + (f" ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else "")),
+        ("model", f"{row.get('model')}" + (f" ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else "")
+                  + (f"; loss {row['loss']}" if row.get("loss") else "")),
         ("input", f"{row.get('image_size')} x {row.get('image_size')} px, {row.get('in_chans')} channel(s)"),
         ("training", f"{row.get('epochs_run')} of {row.get('epochs')} epochs (best validation epoch {row.get('best_epoch')}), "
                      f"batch {row.get('batch_size')}, Adam lr {row.get('lr')}, weight decay {row.get('weight_decay')}, "
@@ -232,6 +260,7 @@ def write_report(
     notes: Sequence[str] = (),
     split: Mapping[str, Any] | None = None,
     figures: Mapping[str, str | Path] | None = None,
+    task: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and a self-contained ``report.html`` into ``out_dir``.
 
@@ -258,6 +287,9 @@ def write_report(
         split description.
     figures : dict, optional
         Comparison figures: ``pareto`` and ``roc`` -> PNG path.
+    task : dict, optional
+        ``name``, ``class_names`` and ``ordinal`` of the comparison's task: a line of the
+        report's header (:func:`task_text`).
 
     Returns
     -------
@@ -285,6 +317,7 @@ def write_report(
         + (f": {counts.get('train')} training, {counts.get('val')} validation and {counts.get('test')} test slices" if counts else "")
         + (f" (seed {split['seed']})." if split.get("seed") is not None else ".")
     )
+    task_line = task_text(task)
     copies_note = (split.get("copies") or {}).get("note")
     if copies_note:
         split_text += f" Augmented copies: {copies_note}."
@@ -302,7 +335,7 @@ def write_report(
     stamp = time.strftime("%Y-%m-%d %H:%M")
 
     # ---------------------------------------------------------------- markdown
-    md: list[str] = [f"# {title}", "", f"_Written {stamp} by alzmri._", "", split_text, ""]
+    md: list[str] = [f"# {title}", "", f"_Written {stamp} by alzmri._", "", *([task_line, ""] if task_line else []), split_text, ""]
     if leak:
         md += [f"> **Leakage warning.** {leak}", ""]
     md += [line for w in split_warns for line in (f"> **Warning.** {w}", "")]
@@ -330,7 +363,8 @@ def write_report(
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>", f"<p><em>Written {e(stamp)} by alzmri.</em></p>", f"<p>{e(split_text)}</p>",
+        f"<h1>{e(title)}</h1>", f"<p><em>Written {e(stamp)} by alzmri.</em></p>",
+        *([f"<p>{e(task_line)}</p>"] if task_line else []), f"<p>{e(split_text)}</p>",
     ]
     if leak:
         h.append(f'<div class="note"><strong>Leakage warning.</strong> {e(leak)}</div>')

@@ -81,6 +81,7 @@ class ModelInfo(BaseModel):
     backend: str = Field(description="torch or onnx")
     image_size: int = Field(description="model input side in pixels")
     classes: list[str] = Field(description="class names in ordinal order")
+    task: str = Field("4class", description="task framing of the run: 4class, 3class or binary (alzmri.data.tasks)")
     calibrated: bool = Field(description="the run has calibration.json (temperature scaling applied)")
     temperature: float = Field(description="logits are divided by it before the softmax (1.0 = uncalibrated)")
 
@@ -104,6 +105,7 @@ class InputInfo(BaseModel):
 
 
 class Prediction(BaseModel):
+    task: str = Field(description="task framing of the run: 4class, 3class or binary (alzmri.data.tasks)")
     predicted_class: str
     confidence: float = Field(description="probability of the predicted class (calibrated when model.calibrated)")
     probabilities: dict[str, float] = Field(description="class -> probability; sums to 1")
@@ -302,6 +304,7 @@ def create_app(
         backend=be.name,
         image_size=info.image_size,
         classes=list(info.class_names),
+        task=info.task,
         calibrated=(run_dir / CALIBRATION_FILE).is_file(),
         temperature=load_temperature(run_dir),
     )
@@ -428,6 +431,7 @@ def create_app(
             row = probs[0]
         k = int(np.argmax(row))
         result = Prediction(
+            task=info.task,
             predicted_class=info.class_names[k],
             confidence=float(row[k]),
             probabilities={c: float(v) for c, v in zip(info.class_names, row)},

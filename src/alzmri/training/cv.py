@@ -17,6 +17,7 @@ two splits of a fold and every subject is tested exactly once.
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from alzmri.config import TrainConfig, dump_config
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.discovery import discover
 from alzmri.data.manifest import write_manifest
-from alzmri.data.splits import subject_folds
+from alzmri.data.splits import cv_strategy_name, subject_folds  # noqa: F401 (cv_strategy_name: public here too)
 from alzmri.errors import AlzmriError, RunInterrupted
 from alzmri.models import get_spec
 from alzmri.training.reliability import check_manifest, manifest_bytes, run_finished, saved_settings
@@ -35,11 +36,6 @@ from alzmri.utils.io import atomic_write_json, atomic_write_text
 CV_FILE = "cv.json"
 #: Metrics summarised across folds (slice level and subject level).
 SUMMARY_METRICS = ("balanced_accuracy", "macro_f1", "roc_auc_ovr_macro", "quadratic_weighted_kappa", "accuracy")
-
-
-def cv_strategy_name(fold: int, k: int) -> str:
-    """Strategy name of fold ``fold`` (0-based) of ``k``, as written in manifests and run.json."""
-    return f"subject-cv (fold {fold + 1} of {k})"
 
 
 def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
@@ -74,13 +70,21 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
         Ctrl-C or SIGTERM while a fold trains (names the command that resumes the whole
         cross-validation).
     """
+    if cfg.level == "brain" or cfg.model.startswith("baseline:"):  # one prediction per brain: training/brain_runs.py
+        from alzmri.training.brain_runs import train_brain_cv
+
+        return train_brain_cv(cfg, progress=progress)
     from alzmri.data.eval_copies import leave_out_eval_copies
     from alzmri.data.subjects import resolve_subjects
+    from alzmri.data.tasks import get_task
+    from alzmri.models.ordinal import check_loss
     from alzmri.training.train import _check_split, load_checked_images, resolve_data_dir, train
     from alzmri.utils.console import print_warning
 
     if cfg.resume:
         cfg = _resume_settings(cfg)
+    task = get_task(cfg.task)
+    check_loss(task, cfg.loss)
     k = cfg.folds
     if k is None:
         raise AlzmriError("train_cv needs folds (alzmri train --folds K)")
@@ -112,7 +116,7 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
         s[readable] = sub
         # a brain and its copies share a group, so they share a fold; copies of validation/test brains are left out
         s = leave_out_eval_copies(s.astype(str), copy_of, keep=cfg.keep_eval_copies)
-        _check_split(s, index.labels, f"{index.root} (fold {len(fold_splits) + 1} of {k})")
+        _check_split(s, task.map_labels(index.labels), f"{index.root} (fold {len(fold_splits) + 1} of {k})", task.class_names)
         fold_splits.append(s)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +139,7 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
             runs.append(train(cfg.model_copy(update=update), progress=progress))
         except RunInterrupted as exc:
             raise RunInterrupted(exc.what, f"alzmri train --folds {k} --out {out} --resume", exit_code=exc.exit_code) from None
-    summarize_cv(out, k=k, seed=cfg.seed, groups_source=groups_source, warnings=unreliable)
+    summarize_cv(out, k=k, seed=cfg.seed, groups_source=groups_source, warnings=unreliable, task=task.name)
     return out
 
 
@@ -160,16 +164,23 @@ def _resume_settings(cfg: TrainConfig) -> TrainConfig:
     return saved_settings(cfg, out / "config.yaml")
 
 
-def _read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
+def _read_predictions(run: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray | None]:
+    """(class names, paths, task labels, probabilities, groups or None) of a fold's predictions.csv."""
+    from alzmri.data.tasks import get_task
+
     with (run / "predictions.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        return [], np.zeros(0, np.int64), np.zeros((0, len(CLASS_NAMES))), None
+        return list(CLASS_NAMES), [], np.zeros(0, np.int64), np.zeros((0, len(CLASS_NAMES))), None
     names = [c[2:] for c in rows[0] if c.startswith("p_")]
-    y = np.array([names.index(r["class"]) for r in rows], dtype=np.int64)
+    try:  # the "class" column holds the image's folder class (4 canonical classes); the columns the task's
+        task = get_task(json.loads((run / "run.json").read_text(encoding="utf-8")).get("task", "4class"))
+    except (OSError, ValueError, AlzmriError):
+        task = get_task("4class")
+    y = np.array([task.label_of(r["class"]) for r in rows], dtype=np.int64)
     p = np.array([[float(r[f"p_{c}"]) for c in names] for r in rows], dtype=np.float64)
     g = np.array([r["group"] for r in rows]) if "group" in rows[0] else None
-    return [r["path"] for r in rows], y, p, g
+    return names, [r["path"] for r in rows], y, p, g
 
 
 def _mean_std(values: list) -> dict:
@@ -179,7 +190,7 @@ def _mean_std(values: list) -> dict:
     return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
-def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "", n_boot: int = 1000, warnings=()) -> dict:
+def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "", n_boot: int = 1000, warnings=(), task: str = "4class") -> dict:
     """Write ``OUT/cv.json`` from the fold runs ``OUT/fold-<i>``.
 
     Parameters
@@ -195,19 +206,19 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
     warnings : sequence of str, default=()
         Warnings about the whole cross-validation (unreliable recovered groups), listed
         first.
+    task : str, default="4class"
+        The folds' task framing (recorded; the classes come from the predictions).
 
     Returns
     -------
     dict
-        ``strategy``, ``folds``, ``seed``, ``per_fold`` (run folder, split counts, slice-
+        ``strategy``, ``task``, ``folds``, ``seed``, ``per_fold`` (run folder, split counts, slice-
         and subject-level metrics of each fold), ``mean_std`` (``slice_level`` and
         ``subject_level``: per metric ``mean``, ``std`` (ddof 1) and ``n`` folds where it
         is defined), ``pooled`` (out-of-fold: all test predictions of all folds scored
         together, with bootstrap intervals resampling subjects, and a ``subject_level``
         block), ``warnings`` (of all folds, each once).
     """
-    import json
-
     from alzmri.evaluation.aggregation import metrics_with_ci, subject_level_metrics
     from alzmri.evaluation.metrics import classification_metrics
 
@@ -216,6 +227,7 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
     warns: list[str] = list(dict.fromkeys(warnings))
     paths: list[str] = []
     ys, ps, gs = [], [], []
+    class_names: list[str] = []
     has_groups = True
     for i in range(k):
         run = out / f"fold-{i}"
@@ -230,7 +242,8 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
             for w in m.get("warnings", []):
                 if w not in warns:
                     warns.append(w)
-            fp, y, p, g = _read_predictions(run)
+            names, fp, y, p, g = _read_predictions(run)
+            class_names = class_names or names
             paths += fp
             ys.append(y)
             ps.append(p)
@@ -244,6 +257,7 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
         per_fold.append(entry)
     summary: dict = {
         "strategy": "subject-cv",
+        "task": task,
         "folds": k,
         "seed": seed,
         "groups_source": groups_source,
@@ -259,12 +273,12 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
             else None,
         }
         y, p = np.concatenate(ys), np.concatenate(ps)
-        pooled = classification_metrics(y, p)
+        pooled = classification_metrics(y, p, class_names=class_names)
         pooled["n_unique_images"] = len(set(paths))
         if has_groups:
             g = np.concatenate(gs)
             pooled["confidence_intervals"] = metrics_with_ci(y, p, g, n_boot=n_boot, seed=0)
-            pooled["subject_level"] = subject_level_metrics(y, p, g, n_boot=n_boot, seed=0)
+            pooled["subject_level"] = subject_level_metrics(y, p, g, class_names=class_names, n_boot=n_boot, seed=0)
         summary["pooled"] = pooled
     summary["warnings"] = warns
     atomic_write_json(out / CV_FILE, summary)

@@ -39,12 +39,14 @@ def prepare_batch(x: Tensor, *, mean: float, std: float, in_chans: int, augment:
 
 
 class SliceClassifier(L.LightningModule):
-    """Cross-entropy training of ``model`` with Adam.
+    """Cross-entropy or ordinal (CORN) training of ``model`` with Adam.
 
     Parameters
     ----------
     model : nn.Module
-        Maps (batch, in_chans, H, W) float input to (batch, num_classes) logits.
+        Maps (batch, in_chans, H, W) float input to (batch, num_classes) logits; with
+        ``loss="ordinal"``, to log class probabilities (a model passed through
+        :func:`alzmri.models.ordinal.make_ordinal`).
     lr : float
         Adam learning rate.
     weight_decay : float
@@ -58,14 +60,19 @@ class SliceClassifier(L.LightningModule):
         memory layout. Default (None): on CPUs, where it made AltzCNN and MobileNetV2
         training faster (docs/performance.md); off on GPUs. Results are the same up to
         floating-point rounding.
+    loss : {"cross_entropy", "ordinal"}, default="cross_entropy"
+        ``ordinal``: dlordinal's ``CORNLoss`` on the conditional logits recovered from the
+        model's log probabilities (:func:`alzmri.models.ordinal.corn_logits_from_log_probs`).
 
     Logged per epoch: ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
     ``val_balanced_accuracy``.
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 3e-4, weight_decay: float = 0.0, mean: float = 0.5, std: float = 0.5, in_chans: int = 1,
-                 augment: nn.Module | None = None, channels_last: bool | None = None):
+                 augment: nn.Module | None = None, channels_last: bool | None = None, loss: str = "cross_entropy"):
         super().__init__()
+        if loss not in ("cross_entropy", "ordinal"):
+            raise ValueError(f"The 'loss' parameter of SliceClassifier must be 'cross_entropy' or 'ordinal'. Got {loss!r} instead.")
         self.model = model
         self.augment = augment
         self.save_hyperparameters(ignore=["model", "augment"])
@@ -85,6 +92,16 @@ class SliceClassifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def compute_loss(self, out: Tensor, y: Tensor) -> Tensor:
+        """The training loss of the model's output ``out`` (batch, K) for labels ``y``."""
+        if self.hparams.get("loss", "cross_entropy") == "ordinal":
+            from dlordinal.losses import CORNLoss
+
+            from alzmri.models.ordinal import corn_logits_from_log_probs
+
+            return CORNLoss(num_classes=out.shape[1])(corn_logits_from_log_probs(out), y)
+        return F.cross_entropy(out, y)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch
         hp = self.hparams
@@ -94,7 +111,7 @@ class SliceClassifier(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, y = batch
         logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.compute_loss(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
         # sync_dist: under DDP the epoch value is the mean over all ranks (one reduction per epoch)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
@@ -104,7 +121,7 @@ class SliceClassifier(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.compute_loss(logits, y)
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self._val_preds.append(logits.argmax(1).detach().cpu())
         self._val_true.append(y.detach().cpu())

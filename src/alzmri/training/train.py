@@ -12,20 +12,22 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, RichProgressBar
 
 from alzmri import __version__
 from alzmri.config import TrainConfig, dump_config
 from alzmri.data.augment import balanced_copies, notebook_augmentation
-from alzmri.data.cache import CachedImages, load_images, write_skipped_report
+from alzmri.data.cache import CachedImages, load_checked_images as _load_checked, write_skipped_report
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
 from alzmri.data.download import resolve_data_dir  # noqa: F401 (public here too)
 from alzmri.data.manifest import Manifest, load_manifest, write_manifest
 from alzmri.data.subjects import resolve_subjects
+from alzmri.data.tasks import get_task
 from alzmri.errors import AlzmriError
 from alzmri.models import create_model, get_spec
+from alzmri.models.ordinal import check_loss, head_classes, make_ordinal
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
 from alzmri.training.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
 from alzmri.training.module import SliceClassifier
@@ -48,20 +50,7 @@ from alzmri.training.reliability import (
 from alzmri.training.splitting import make_split_manifest, prepare_split, write_split_manifest  # noqa: F401 (public here too)
 from alzmri.utils.console import print_note, print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
-
-
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """Lightning precision for ``"auto"``: bf16 autocast where the hardware runs it natively.
-
-    CUDA GPUs with bf16 support and CPUs with AMX or AVX512-BF16 get ``"bf16-mixed"``;
-    other CPUs get ``"32-true"`` (emulated bf16 is slower than fp32 there).
-    """
-    if precision != "auto":
-        return "32-true" if precision == "32" else precision
-    use_cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    if use_cuda:
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+from alzmri.training.precision import cpu_has_native_bf16, resolve_precision  # noqa: F401 (public here too)
 
 
 def resolve_deterministic(deterministic: bool | None, accelerator: str) -> bool | str:
@@ -78,17 +67,6 @@ def resolve_deterministic(deterministic: bool | None, accelerator: str) -> bool 
     if not deterministic:
         return False
     return "warn" if gpu else True
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has AMX-BF16 or AVX512-BF16 instructions (Linux /proc/cpuinfo)."""
-    if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def peak_memory_mb(device: str) -> float:
@@ -135,23 +113,11 @@ def resolve_groups(index: DatasetIndex, *, groups_file: Path | None = None, mani
 
 
 def load_checked_images(cfg: TrainConfig, index: DatasetIndex, image_size: int) -> CachedImages:
-    """Decoded images (decode-once cache); unreadable files stop the run unless ``cfg.skip_unreadable``.
-
-    Raises
-    ------
-    AlzmriError
-        An unreadable image and ``skip_unreadable`` is off (names the file and the fix).
-    """
-    cached = load_images(index, image_size)
-    skipped = cached.unreadable
-    if skipped and not cfg.skip_unreadable:
-        p, why = skipped[0]
-        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
-        raise AlzmriError(f"{index.root / p}: {why}{more}; remove or replace the file, or pass --skip-unreadable to leave it out")
-    return cached
+    """:func:`alzmri.data.cache.load_checked_images` with the run's ``skip_unreadable``."""
+    return _load_checked(index, image_size, skip_unreadable=cfg.skip_unreadable)
 
 
-def _check_split(splits: np.ndarray, labels: np.ndarray, where: str) -> dict[str, int]:
+def _check_split(splits: np.ndarray, labels: np.ndarray, where: str, class_names=CLASS_NAMES) -> dict[str, int]:
     counts = {s: int(np.sum(splits == s)) for s in ("train", "val", "test")}
     if counts["train"] == 0 or counts["val"] == 0:
         raise AlzmriError(
@@ -161,7 +127,7 @@ def _check_split(splits: np.ndarray, labels: np.ndarray, where: str) -> dict[str
         )
     train_classes = np.unique(labels[splits == "train"])
     if len(train_classes) < 2:
-        raise AlzmriError(f"{where}: the training split holds a single class ({CLASS_NAMES[train_classes[0]]}); a classifier needs at least two: add a class folder with images of another class")
+        raise AlzmriError(f"{where}: the training split holds a single class ({class_names[train_classes[0]]}); a classifier needs at least two: add a class folder with images of another class")
     return counts
 
 
@@ -211,6 +177,11 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         Ctrl-C (SIGINT) or SIGTERM: the message names the kept checkpoint and the resume
         command (an :class:`AlzmriError` with exit code 130 or 143).
     """
+    if _brain_level(cfg):  # one prediction per brain, or a non-neural baseline: training/brain_runs.py
+        from alzmri.training.brain_runs import train_brain
+
+        return train_brain(cfg, progress=progress)
+    check_loss(cfg.task, cfg.loss)
     plan = None
     if cfg.resume:
         plan = plan_resume(cfg)
@@ -221,9 +192,27 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         return _train(cfg, progress=progress, resume=plan)
 
 
+def _brain_level(cfg: TrainConfig) -> bool:
+    """True for a run of :mod:`alzmri.training.brain_runs`: ``level: brain`` or a ``baseline:`` model, also
+    when ``cfg`` only names a run folder to resume (its saved ``config.yaml`` says)."""
+    level, model = cfg.level, cfg.model
+    if cfg.resume and cfg.out is not None and (Path(cfg.out) / "config.yaml").is_file():
+        import yaml
+
+        try:
+            saved = yaml.safe_load((Path(cfg.out) / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            saved = {}  # plan_resume reports the unreadable file
+        if isinstance(saved, dict):
+            level, model = saved.get("level", level), saved.get("model", model)
+    return level == "brain" or str(model).startswith("baseline:")
+
+
 def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Path:
     """The body of :func:`train`; ``resume`` is the checked plan of a resumed run."""
     _quiet_lightning()
+    task = get_task(cfg.task)
+    check_loss(task, cfg.loss)
     data_dir = resolve_data_dir(cfg.data)
     spec = get_spec(cfg.model)
     image_size = cfg.image_size or spec.image_size
@@ -245,27 +234,33 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     skipped = cached.unreadable
     prep = prepare_split(cfg, index, manifest, subjects, readable=np.asarray(cached.readable, dtype=bool))
     splits, strategy, groups, copy_of = prep.splits, prep.strategy, subjects.group, subjects.copy_of
-    counts = _check_split(splits, index.labels, str(index.root))
+    # splits are made on the four canonical labels (same brains whatever the task); the model learns the task's
+    task_labels = task.map_labels(index.labels)
+    counts = _check_split(splits, task_labels, str(index.root), task.class_names)
     warns = prep.warnings
     if ranks.is_global_zero:
         for w in warns:
             print_warning(w)
         if prep.left_out_note():
             print_note(prep.left_out_note())
-    images, labels, fit_splits = cached.images, index.labels, splits
+    images, labels, fit_splits = cached.images, task_labels, splits
     augmented: dict[str, int] = {}
     if cfg.balance_augment:
-        copies, copy_labels, _ = balanced_copies(cached.images, index.labels, splits, seed=cfg.seed)
+        copies, copy_labels, _ = balanced_copies(cached.images, task_labels, splits, seed=cfg.seed)
         images = np.concatenate([cached.images, copies])
-        labels = np.concatenate([index.labels, copy_labels])
+        labels = np.concatenate([task_labels, copy_labels])
         fit_splits = np.concatenate([splits, np.full(len(copies), "train")])
-        augmented = {CLASS_NAMES[c]: int(n) for c, n in enumerate(np.bincount(copy_labels, minlength=len(CLASS_NAMES))) if n}
+        augmented = {task.class_names[c]: int(n) for c, n in enumerate(np.bincount(copy_labels, minlength=task.num_classes)) if n}
     # the model is built before the folder exists, so a bad image size fails cleanly
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
-        model = create_model(cfg.model, num_classes=len(CLASS_NAMES), in_chans=cfg.in_chans, image_size=image_size, **cfg.model_kwargs)
+        # ordinal: K-1 CORN conditional logits, turned into K log class probabilities by a forward hook
+        model = create_model(cfg.model, num_classes=head_classes(task.num_classes, cfg.loss), in_chans=cfg.in_chans, image_size=image_size,
+                             **cfg.model_kwargs)
     except TypeError as exc:
         raise AlzmriError(f"model_kwargs {cfg.model_kwargs} do not fit model {cfg.model!r} ({exc})") from None
+    if cfg.loss == "ordinal":
+        make_ordinal(model)
 
     expected_manifest = manifest_bytes(index, splits, groups=groups, strategy=strategy, copy_of=copy_of)
     if resume is not None:  # the same split, or one clear error
@@ -294,6 +289,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         std=spec.std,
         in_chans=cfg.in_chans,
         augment=notebook_augmentation() if cfg.augment else None,
+        loss=cfg.loss,
     )
     dm = SliceDataModule(images, labels, fit_splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
     ckpt = RunCheckpoint(
@@ -306,6 +302,8 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     )
     run_state = RunState(out, sha256_hex(expected_manifest))  # history, fit time, RNG: saved in every checkpoint
     callbacks: list[Callback] = [ckpt, run_state, _NonFiniteLossStop(), *hook_callbacks()]
+    if cfg.patience is not None:  # the best epoch's weights are kept by ckpt whatever stops training
+        callbacks.append(EarlyStopping(monitor="val_balanced_accuracy", mode="max", patience=cfg.patience))
     if progress:
         callbacks.append(RichProgressBar(leave=True))
     trainer = L.Trainer(
@@ -348,7 +346,10 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         in_chans=cfg.in_chans,
         mean=spec.mean,
         std=spec.std,
-        class_names=list(CLASS_NAMES),
+        class_names=list(task.class_names),
+        task=task.name,
+        loss=cfg.loss,
+        level="slice",
         data=str(index.root),
         dataset_hash=index.content_hash(),
         layout=index.layout,

@@ -1,0 +1,261 @@
+"""Run folders of brain-level models and baselines, and their cross-validation by brain.
+
+``train_brain(cfg)`` (``alzmri train --level brain`` or ``--model baseline:...``) writes::
+
+    OUT/config.yaml, manifest.csv, run.json   as every run (run.json: level "brain")
+    OUT/brain.json        what rebuilds the model: encoder, pooling, slice position, frozen,
+                          the decision threshold chosen on validation brains
+    OUT/model.safetensors the BrainClassifier, encoder included (or OUT/baseline/ for a baseline)
+    OUT/history.csv       one row per epoch (neural models)
+    OUT/metrics.json      brain-level metrics of the test brains with 95 % intervals
+    OUT/predictions.csv   one row per validation and test brain
+
+``train_brain_cv(cfg)`` (``--folds K``) writes ``OUT/fold-<i>/`` (one such run per fold,
+folds of :func:`alzmri.data.splits.subject_folds`, the folds of the slice-level ``--folds``)
+and ``OUT/cv.json`` with the pooled out-of-fold metrics (every brain scored once, by the
+model that did not see it; binary decisions at each fold's own validation threshold).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+
+from alzmri import __version__
+from alzmri.config import TrainConfig, dump_config
+from alzmri.data.manifest import write_manifest
+from alzmri.errors import AlzmriError
+from alzmri.evaluation.task_metrics import THRESHOLD_RULE, brain_metrics, choose_threshold
+from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
+from alzmri.training.brain import BrainData, attach_features, brain_settings, build_brain_model, fit_baseline, fit_brain, load_brain_data, predict_baseline, predict_bags
+from alzmri.utils.io import atomic_write_json, atomic_write_text
+
+__all__ = ["BRAIN_FILE", "train_brain", "train_brain_cv"]
+
+BRAIN_FILE = "brain.json"
+
+
+def _image_size(cfg: TrainConfig) -> int:
+    if cfg.model.startswith("baseline:"):
+        return cfg.image_size or 128
+    from alzmri.models import get_spec
+
+    return cfg.image_size or get_spec(cfg.model).image_size
+
+
+def _check(cfg: TrainConfig) -> None:
+    from alzmri.data.tasks import get_task
+    from alzmri.models.ordinal import check_loss
+
+    check_loss(get_task(cfg.task), cfg.loss)
+    if cfg.model.startswith("baseline:"):
+        from alzmri.models.baselines import BASELINES
+
+        if cfg.model not in BASELINES:
+            raise AlzmriError(f"unknown baseline {cfg.model!r}; use one of {', '.join(BASELINES)}")
+        if cfg.loss != "cross_entropy":
+            raise AlzmriError(f"{cfg.model} is a scikit-learn baseline (logistic regression or nearest neighbour); drop --loss ordinal")
+    if cfg.devices * cfg.num_nodes > 1:
+        raise AlzmriError("brain-level training runs in one process; drop --devices/--num-nodes")
+    if cfg.balance_augment or cfg.augment:
+        raise AlzmriError("--augment and --balance-augment apply to slice-level training; drop them with --level brain or a baseline")
+
+
+def _bag_split(data: BrainData, splits: np.ndarray) -> np.ndarray:
+    """Each brain's split from its slices' (one split per brain, checked)."""
+    out = []
+    for b, m in enumerate(data.bags.members):
+        s = {str(x) for x in splits[m]}
+        if len(s) > 1:
+            raise AlzmriError(f"brain (group) {int(data.bags.brain_ids[b])} has slices in several splits ({', '.join(sorted(s))}); brain-level runs need a split by brain")
+        out.append(s.pop())
+    return np.array(out, dtype=object)
+
+
+def _precision(cfg: TrainConfig) -> str:
+    from alzmri.training.precision import resolve_precision
+
+    return resolve_precision(cfg.precision, cfg.accelerator)
+
+
+def _fit_and_score(cfg: TrainConfig, data: BrainData, bag_split: np.ndarray, out: Path, *, progress: bool) -> dict:
+    """Fit on the training brains, choose the threshold on validation, score test; write model files into ``out``."""
+    train_b, val_b, test_b = (np.flatnonzero(bag_split == s) for s in ("train", "val", "test"))
+    precision = _precision(cfg)
+    if cfg.model.startswith("baseline:"):
+        base, seconds = fit_baseline(cfg, data, train_b)
+        val_prob, _ = predict_baseline(base, data, val_b)
+        test_prob, _ = predict_baseline(base, data, test_b)
+        base.save(out / "baseline")
+        fit = {"best_epoch": None, "epochs_run": 0, "history": [], "seconds": seconds, "parameters": 0, "size_mb": 0.0}
+    else:
+        if cfg.frozen_encoder and data.features is None:
+            _, enc = build_brain_model(cfg, data.task, data.image_size, with_encoder=False)
+            attach_features(cfg, data, enc, precision)
+        res = fit_brain(cfg, data, train_b, val_b, precision=precision, progress=progress)
+        val_prob = res.val_prob
+        test_prob = predict_bags(res.model, data, test_b, features=data.features if cfg.frozen_encoder else None)[0]
+        save_weights(res.model, out)
+        total, trainable = count_parameters(res.model)
+        head = sum(p.numel() for n, p in res.model.named_parameters() if not n.startswith("encoder."))
+        fit = {"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "history": res.history, "seconds": res.seconds, "parameters": total,
+               "trainable_parameters": head if cfg.frozen_encoder else total, "size_mb": round(model_size_mb(res.model), 3)}
+        if res.history:
+            from alzmri.training.reliability import write_history
+
+            write_history(out / "history.csv", res.history)
+    threshold = choose_threshold(data.y[val_b], val_prob) if len(val_b) else 0.5
+    return {"train_b": train_b, "val_b": val_b, "test_b": test_b, "val_prob": val_prob, "test_prob": test_prob, "threshold": threshold, **fit}
+
+
+def _write_predictions(path: Path, data: BrainData, r: dict) -> None:
+    names = data.task.class_names
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["brain", "split", "n_slices", "class", "predicted", "threshold", *(f"p_{c}" for c in names)])
+    for split, idx, prob in (("val", r["val_b"], r["val_prob"]), ("test", r["test_b"], r["test_prob"])):
+        for i, p in zip(idx, prob):
+            pred = (int(1 - p[0] >= r["threshold"]) if data.task.is_binary else int(np.argmax(p)))
+            w.writerow([int(data.bags.brain_ids[i]), split, len(data.bags.members[i]), names[data.y[i]], names[pred], f"{r['threshold']:.6f}", *(f"{v:.6f}" for v in p)])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: str, out: Path, *, progress: bool, warns: list[str]) -> dict:
+    """One brain-level run into ``out``; returns its result dict (with probabilities)."""
+    bag_split = _bag_split(data, splits)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", dump_config(cfg.model_copy(update={"data": data.index.root, "out": out.resolve(), "image_size": data.image_size})))
+    write_manifest(out / "manifest.csv", data.index, splits, groups=data.subjects.group, strategy=strategy, copy_of=data.subjects.copy_of)
+    atomic_write_json(out / "environment.json", environment())
+    r = _fit_and_score(cfg, data, bag_split, out, progress=progress)
+    baseline = cfg.model.startswith("baseline:")
+    pre = {"mean": 0.0, "std": 1.0} if baseline else {"mean": __import__("alzmri.models", fromlist=["get_spec"]).get_spec(cfg.model).mean,
+                                                      "std": __import__("alzmri.models", fromlist=["get_spec"]).get_spec(cfg.model).std}
+    counts = {s: int(np.sum(bag_split == s)) for s in ("train", "val", "test")}
+    info = RunInfo(
+        model=cfg.model, image_size=data.image_size, in_chans=cfg.in_chans, mean=pre["mean"], std=pre["std"], class_names=list(data.task.class_names),
+        task=data.task.name, loss=cfg.loss, level="brain", data=str(data.index.root), dataset_hash=data.index.content_hash(), layout=data.index.layout,
+        split_strategy=strategy, split_counts=counts, split_seed=cfg.seed, groups_source=data.subjects.source, n_groups=len(data.bags), warnings=warns,
+        parameters=r["parameters"], trainable_parameters=r.get("trainable_parameters", 0), size_mb=r["size_mb"], train_time_s=round(r["seconds"], 2),
+        best_epoch=r["best_epoch"], epochs_run=r["epochs_run"], precision=_precision(cfg), device="cpu", alzmri_version=__version__, model_kwargs=dict(cfg.model_kwargs),
+    )
+    info.save(out)
+    settings = {} if baseline else brain_settings(cfg)
+    atomic_write_json(out / BRAIN_FILE, {
+        "format": "alzmri-brain", "version": 1, "kind": "baseline" if baseline else "mil", "encoder": cfg.model, "pooling": cfg.pooling,
+        "slice_position": cfg.slice_position, "frozen_encoder": cfg.frozen_encoder, "loss": cfg.loss, "threshold": r["threshold"],
+        "threshold_rule": THRESHOLD_RULE, "feature_seconds": round(data.feature_seconds, 2), "settings": settings, "model_kwargs": dict(cfg.model_kwargs),
+    })
+    _write_predictions(out / "predictions.csv", data, r)
+    if cfg.evaluate and len(r["test_b"]):
+        m = brain_metrics(data.y[r["test_b"]], r["test_prob"], data.task, threshold=r["threshold"])
+        atomic_write_json(out / "metrics.json", {"run": str(out), "model": cfg.model, "level": "brain", "task": data.task.name, "split": "test",
+                                                 "split_strategy": strategy, "train_time_s": round(r["seconds"], 2), "best_epoch": r["best_epoch"],
+                                                 "brain_level": m, "warnings": warns})
+    return r
+
+
+def _mean(values) -> float | None:
+    v = [x for x in values if x is not None]
+    return round(float(np.mean(v)), 6) if v else None
+
+
+def _new_out(cfg: TrainConfig, suffix: str = "") -> Path:
+    out = Path(cfg.out) if cfg.out is not None else Path("runs") / f"{cfg.model.replace(':', '-')}-brain{suffix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise AlzmriError(f"{out}: run folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
+    return out
+
+
+def train_brain(cfg: TrainConfig, *, progress: bool = True) -> Path:
+    """Train one brain-level model (or baseline) on one split by brain and write its run folder.
+
+    Raises
+    ------
+    AlzmriError
+        Bad data or settings (a loss the task cannot take, a brain holding two classes, no
+        validation brains); an existing non-empty output folder.
+    """
+    from alzmri.data.manifest import load_manifest
+    from alzmri.training.splitting import prepare_split
+
+    if cfg.resume:
+        raise AlzmriError("--resume continues slice-level runs; a brain-level run retrains in seconds to minutes: start it again with a new --out")
+    if cfg.folds is not None:
+        return train_brain_cv(cfg, progress=progress)
+    _check(cfg)
+    out = _new_out(cfg)
+    image_size = _image_size(cfg)
+    manifest = None
+    if cfg.split is not None:
+        from alzmri.data.discovery import discover
+        from alzmri.data.download import resolve_data_dir
+
+        manifest = load_manifest(cfg.split, discover(resolve_data_dir(cfg.data)))
+    data = load_brain_data(cfg, image_size=image_size, manifest=manifest)
+    prep = prepare_split(cfg, data.index, manifest, data.subjects, readable=data.readable)
+    if prep.strategy not in ("subject",) and not str(prep.strategy).startswith(("manifest", "subject")):
+        raise AlzmriError(f"brain-level runs need a split by brain; got split_strategy {prep.strategy!r}: use --split-strategy subject")
+    _write_run(cfg, data, prep.splits, prep.strategy, out, progress=progress, warns=list(prep.warnings))
+    return out
+
+
+def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
+    """K-fold cross-validation by brain of a brain-level model or baseline; writes ``OUT/fold-<i>/`` and ``OUT/cv.json``.
+
+    The folds are those of the slice-level ``alzmri train --folds K`` with the same seed
+    (:func:`alzmri.data.splits.subject_folds`), so brain-level and slice-level rows are
+    scored on the same brains. Frozen-encoder features are computed once for all folds.
+
+    Raises
+    ------
+    AlzmriError
+        As :func:`train_brain`; more folds than brains.
+    """
+    from alzmri.data.splits import subject_folds
+    from alzmri.data.splits import cv_strategy_name
+
+    if cfg.resume:
+        raise AlzmriError("--resume continues slice-level cross-validation; start the brain-level one again with a new --out")
+    _check(cfg)
+    k = int(cfg.folds or 5)
+    out = _new_out(cfg, suffix=f"-cv{k}")
+    data = load_brain_data(cfg, image_size=_image_size(cfg))
+    readable = np.flatnonzero(data.readable)
+    t0 = time.perf_counter()
+    pooled_y, pooled_p, pooled_t, pooled_ids, per_fold = [], [], [], [], []
+    for i, sub in enumerate(subject_folds(data.index.labels[readable], data.subjects.group[readable], k, seed=cfg.seed, val_fraction=cfg.fractions[1])):
+        s = np.full(len(data.index), "", dtype=object)
+        s[readable] = sub
+        r = _write_run(cfg, data, s.astype(str), cv_strategy_name(i, k), out / f"fold-{i}", progress=progress, warns=[])
+        pooled_y.append(data.y[r["test_b"]])
+        pooled_p.append(r["test_prob"])
+        pooled_t.append(np.full(len(r["test_b"]), r["threshold"]))
+        pooled_ids.append(data.bags.brain_ids[r["test_b"]])
+        fm = brain_metrics(data.y[r["test_b"]], r["test_prob"], data.task, threshold=r["threshold"], n_boot=200)
+        vm = brain_metrics(data.y[r["val_b"]], r["val_prob"], data.task, threshold=r["threshold"], n_boot=1)
+        per_fold.append({"fold": i, "n_brains": int(len(r["test_b"])), "n_val_brains": int(len(r["val_b"])), "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
+                         "threshold": r["threshold"], "train_time_s": round(r["seconds"], 2),
+                         "validation": {m: vm[m] for m in ("roc_auc", "balanced_accuracy", "quadratic_weighted_kappa") if m in vm}, **{m: fm[m] for m in fm if m not in ("ci", "ci_method", "class_counts", "task", "threshold", "threshold_rule", "n_brains")}})
+    y, p, t = np.concatenate(pooled_y), np.concatenate(pooled_p), np.concatenate(pooled_t)
+    pooled = brain_metrics(y, p, data.task, threshold=t)
+    summary = {
+        "model": cfg.model, "level": "brain", "task": data.task.name, "folds": k, "seed": cfg.seed, "pooling": None if cfg.model.startswith("baseline:") else cfg.pooling,
+        "slice_position": cfg.slice_position, "frozen_encoder": cfg.frozen_encoder, "loss": cfg.loss, "n_brains": int(len(y)),
+        "validation_mean": {m: _mean([f["validation"].get(m) for f in per_fold]) for m in ("roc_auc", "balanced_accuracy", "quadratic_weighted_kappa")},
+        "feature_seconds": round(data.feature_seconds, 2), "wall_time_s": round(time.perf_counter() - t0, 2), "pooled": pooled, "per_fold": per_fold,
+        "notes": data.notes,
+    }
+    atomic_write_json(out / "cv.json", summary)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["brain", "class", *(f"p_{c}" for c in data.task.class_names), "threshold"])
+    for b, yy, pp, tt in zip(np.concatenate(pooled_ids), y, p, t):
+        w.writerow([int(b), data.task.class_names[yy], *(f"{v:.6f}" for v in pp), f"{tt:.6f}"])
+    atomic_write_text(out / "oof_predictions.csv", buf.getvalue())
+    atomic_write_text(out / "config.yaml", dump_config(cfg.model_copy(update={"data": data.index.root, "out": out.resolve()})))
+    return out
