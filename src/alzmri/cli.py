@@ -158,6 +158,10 @@ def _ci(block: dict | None, key: str) -> str:
 
 
 def _print_metrics(m: dict, *, show_warnings: bool = False) -> None:
+    if m.get("level") == "brain":  # a brain-level model or baseline: one prediction per brain, no slice metrics
+        out.print(f"{m['model']} - task {m.get('task')}, {m['split']} split, split strategy: {m['split_strategy']}", markup=False, highlight=False)
+        out.print(_brain_line(m["brain_level"]), markup=False, highlight=False)
+        return
     sub = m.get("subject_level")
     n_subj = f", {m['n_subjects']} subjects" if m.get("n_subjects") else ""
     task = f"task {m['task']}, " if m.get("task") else ""
@@ -210,6 +214,10 @@ def _brain_line(b: dict) -> str:
 
 
 def _print_cv(cv: dict) -> None:
+    if cv.get("level") == "brain":
+        out.print(f"{cv['model']}: cross-validation by brain, {cv['folds']} folds, every brain tested once", markup=False, highlight=False)
+        out.print(_brain_line(cv["pooled"]) + " (pooled out of fold)", markup=False, highlight=False)
+        return
     ms, pooled = cv.get("mean_std"), cv.get("pooled")
     if not ms or not pooled:
         out.print(f"{cv['folds']} folds trained (no test metrics)")
@@ -267,7 +275,8 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., help="run folder, or a .onnx file from `alzmri export`"),
     images: list[Path] = typer.Argument(..., help="image files (JPEG, PNG), NIfTI volumes (.nii, .nii.gz), DICOM files or series folders"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON (volumes: with per-slice probabilities)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON (volumes and brains: with per-slice values)"),
+    brain: bool = typer.Option(False, "--brain", help="all inputs are ONE brain: its slice files, a folder of them (sorted by name) or one volume; one answer"),
     cam: Optional[Path] = typer.Option(None, "--cam", help="write a Grad-CAM overlay PNG per input into this folder"),
     n_central: Optional[int] = typer.Option(None, "--n-central", help="central slices averaged per volume (default 32)"),
     backend: Optional[str] = typer.Option(None, help="torch or onnx (default: onnx, the faster here, docs/performance.md; torch with --cam)"),
@@ -277,13 +286,24 @@ def predict(
     A 2D image that does not look like a brain MRI slice (colour, no dark frame or
     background: docs/inference.md) is flagged: MRI-like "NO", one warning line, and
     `looks_like_mri`, `input_check`, `warning` in --json.
+
+    With --brain, the inputs are one brain and get one answer (a slice-level run: the mean
+    of its slices' probabilities). A brain-level run takes each folder or volume as a
+    brain (a single image file as a brain of one slice).
     """
     from alzmri.inference.predict import predict_files
     from alzmri.utils.console import print_warning
 
-    results = predict_files(run, images, n_central=n_central, cam_dir=cam, backend=backend)
+    if brain:
+        from alzmri.inference.brain import predict_brain
+
+        if cam is not None:
+            raise AlzmriError("--cam explains single slices; drop it with --brain (the slice weights are in --json)")
+        results = [predict_brain(run, images, n_central=n_central, backend=backend)]
+    else:
+        results = predict_files(run, images, n_central=n_central, cam_dir=cam, backend=backend)
     if as_json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results[0] if brain else results, indent=2))
         for r in results:
             if r.get("warning"):
                 print_warning(r["warning"])
@@ -300,15 +320,28 @@ def predict(
         *([Column("explained (CAM)", overflow="fold", min_width=8)] if cam else []),
     )
     for r in results:
-        what = r["path"] + (f" (volume, mean of slices {r['central_slices'][0]}-{r['central_slices'][1] - 1})" if r.get("kind") == "volume" else "")
+        what = r["path"] + _predict_what(r)
         mri_like = [{True: "yes", False: "NO"}.get(r.get("looks_like_mri"), "-")] if checked else []
         t.add_row(what, r["predicted_class"], *(f"{r['probabilities'][c]:.3f}" for c in names), *mri_like, *([r["explained_class"]] if cam else []))
     (out if out.is_terminal else Console(width=400)).print(t)
     for r in results:
+        if r.get("kind") == "brain":
+            out.print(f"{r['path']}: {r['aggregation']}; decision: {r['decision']}", markup=False, highlight=False, soft_wrap=True)
+            for note in r["notes"]:
+                print_warning(note)
         if r.get("warning"):
             print_warning(r["warning"])
     if cam:
         out.print(f"Grad-CAM overlays written to {cam}")
+
+
+def _predict_what(r: dict) -> str:
+    """What an answer of `predict` covers, after its path: a volume's central slices or a brain's slice count."""
+    if r.get("kind") == "volume":
+        return f" (volume, mean of slices {r['central_slices'][0]}-{r['central_slices'][1] - 1})"
+    if r.get("kind") == "brain":
+        return f" (brain of {r['n_slices']} slice{'s' if r['n_slices'] != 1 else ''}, {r['source']})"
+    return ""
 
 
 @app.command("export")

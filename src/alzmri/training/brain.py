@@ -189,6 +189,7 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # a frozen encoder stays in eval mode
 
 
 def fit_brain(cfg: TrainConfig, data: BrainData, train_b: np.ndarray, val_b: np.ndarray, *, precision: str = "32-true", progress: bool = False) -> FitResult:

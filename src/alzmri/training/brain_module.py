@@ -166,9 +166,8 @@ class BestState(Callback):
         self.state: dict | None = None
         self.history: list[dict] = []
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
-            return
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # runs after the epoch's validation, when train and validation values are both logged
         m = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1, **{k: round(float(m[k]), 6) for k in ("train_loss", "val_loss", "val_score") if k in m}}
         self.history.append(row)
