@@ -45,19 +45,18 @@ CONFIGS = [
     {"name": "binary-lite0-mean", "task": "binary", "kind": "brain", "model": "efficientnet_lite0", "pooling": "mean", **FROZEN},
     {"name": "binary-lite0-attention", "task": "binary", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", **FROZEN},
     {"name": "binary-lite0-attention-position", "task": "binary", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", "slice_position": True, **FROZEN},
-    {"name": "binary-mobilenet-attention", "task": "binary", "kind": "brain", "model": "mobilenet_v2", "pooling": "attention", **FROZEN},
     {"name": "4class-atrophy", "task": "4class", "kind": "baseline", "model": "baseline:atrophy"},
     {"name": "4class-knn", "task": "4class", "kind": "baseline", "model": "baseline:knn"},
     {"name": "4class-pixels", "task": "4class", "kind": "baseline", "model": "baseline:pixels"},
     {"name": "4class-lite0-mean", "task": "4class", "kind": "brain", "model": "efficientnet_lite0", "pooling": "mean", **FROZEN},
     {"name": "4class-lite0-attention", "task": "4class", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", **FROZEN},
     {"name": "4class-lite0-attention-ordinal", "task": "4class", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", "loss": "ordinal", **FROZEN},
-    {"name": "altzcnn-slice", "task": "4class", "kind": "slice", "model": "altzcnn", "image_size": 64, "epochs": 8, "batch_size": 64, "lr": 3e-4,
-     "model_kwargs": {"init": "he"}, "read_as": ["binary", "4class"]},
     {"name": "binary-lite0-finetuned", "task": "binary", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", "image_size": 64,
      "frozen_encoder": False, "model_kwargs": {"weights": "imagenet"}, "epochs": 6, "patience": 3, "lr": 3e-4, "batch_size": 4},
     {"name": "4class-lite0-finetuned", "task": "4class", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", "image_size": 64,
      "frozen_encoder": False, "model_kwargs": {"weights": "imagenet"}, "epochs": 6, "patience": 3, "lr": 3e-4, "batch_size": 4},
+    {"name": "altzcnn-slice", "task": "4class", "kind": "slice", "model": "altzcnn", "image_size": 64, "epochs": 6, "batch_size": 64, "lr": 3e-4,
+     "model_kwargs": {"init": "he"}, "read_as": ["binary", "4class"]},
 ]
 SETTING_KEYS = ("model", "task", "pooling", "slice_position", "frozen_encoder", "loss", "image_size", "epochs", "patience", "lr", "batch_size", "model_kwargs")
 

@@ -398,10 +398,14 @@ def models_cmd() -> None:
     """List registered models and their defaults."""
     from alzmri.models import get_spec, list_models
 
+    from alzmri.models.baselines import BASELINES
+
     t = Table("name", "image size", "description")
     for name in list_models():
         s = get_spec(name)
         t.add_row(name, str(s.image_size), s.description)
+    for name, cls in BASELINES.items():  # scikit-learn baselines: brain level, one prediction per brain
+        t.add_row(name, "128", (cls.__doc__ or "").strip().splitlines()[0])
     out.print(t)
 
 

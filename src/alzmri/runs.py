@@ -149,12 +149,18 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
     Raises
     ------
     AlzmriError
-        Not a run folder; weights missing, unreadable or of another architecture.
+        Not a run folder; a brain-level run (see :mod:`alzmri.inference.brain`); weights
+        missing, unreadable or of another architecture.
     """
     from alzmri.models import create_model
     from alzmri.models.ordinal import head_classes, make_ordinal
 
     info = RunInfo.load(run_dir)
+    if info.level == "brain":
+        raise AlzmriError(
+            f"{run_dir}: a brain-level run ({info.model}) predicts one class per brain, not per slice; "
+            "use `alzmri predict RUN PATH... --brain` (its test metrics are in metrics.json)"
+        )
     path = Path(run_dir) / WEIGHTS_FILE
     if not path.is_file():
         raise AlzmriError(f"{path}: weights file missing; the run did not finish - retrain it")

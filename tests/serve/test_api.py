@@ -119,7 +119,7 @@ def test_health_names_the_model_and_its_version(client, tiny_run):
 
 def test_openapi_schema_and_docs_page(client):
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/health", "/predict"}
+    assert set(spec["paths"]) == {"/health", "/predict", "/predict/brain"}
     post_op = spec["paths"]["/predict"]["post"]
     assert "multipart/form-data" in post_op["requestBody"]["content"]
     assert {"200", "400", "413", "415", "422"} <= set(post_op["responses"])

@@ -7,7 +7,11 @@ Routes
                      the research-use disclaimer.
 ``GET /health``      status, model name and version, backend, classes, limits.
 ``POST /predict``    multipart form with one file field ``file``; ``?explain=true`` adds
-                     the Grad-CAM overlay and the slice as PNG data URLs.
+                     the Grad-CAM overlay and the slice as PNG data URLs. For a
+                     brain-level run the file is one brain (a volume, or an image as a
+                     brain of one slice) and the answer that of ``/predict/brain``.
+``POST /predict/brain``  one brain: several slice images, each in a field ``file``, or
+                     one NIfTI volume; one answer (``alzmri predict --brain``).
 ``GET /docs``, ``GET /openapi.json``   FastAPI's OpenAPI UI and schema.
 
 Every error is JSON ``{"detail": "<one line>"}`` with a 4xx status (413 too large, 415
@@ -39,7 +43,7 @@ from alzmri import __version__
 from alzmri.errors import AlzmriError
 from alzmri.inference.backends import DEFAULT_BACKEND, load_backend, weights_sha256
 from alzmri.serve.batching import MicroBatcher, Overloaded
-from alzmri.serve.uploads import MAX_PIXELS, MAX_VOXELS, UploadError, check_content_type, decode_upload
+from alzmri.serve.uploads import MAX_PIXELS, MAX_VOXELS, UploadError, check_content_type, decode_brain_uploads, decode_upload
 
 log = logging.getLogger("alzmri.serve")
 
@@ -78,7 +82,7 @@ class ModelInfo(BaseModel):
     version: str = Field(description="alzmri version + first 12 hex of the weights' SHA-256")
     alzmri_version: str
     weights_sha256: str = Field(description="SHA-256 of model.safetensors")
-    backend: str = Field(description="torch or onnx")
+    backend: str = Field(description="torch or onnx; scikit-learn for a brain-level baseline")
     image_size: int = Field(description="model input side in pixels")
     classes: list[str] = Field(description="class names in ordinal order")
     task: str = Field("4class", description="task framing of the run: 4class, 3class or binary (alzmri.data.tasks)")
@@ -114,6 +118,39 @@ class Prediction(BaseModel):
     explanation: Explanation | None = None
     looks_like_mri: bool | None = Field(None, description="images: whether the file looks like a brain MRI slice (docs/inference.md); null for volumes")
     warning: str | None = Field(None, description="set when the input does not look like a brain MRI slice: the prediction is not meaningful")
+    disclaimer: str
+
+
+class BrainSlice(BaseModel):
+    index: int = Field(description="the slice's place in the upload order (volumes: among the central slices)")
+    name: str = Field(description="file name, or 'slice K' for axial slice K of a volume")
+    position: float = Field(description="relative position in the brain, 0..1")
+    weight: float = Field(description="attention weight, 1/n, or a baseline's contribution: see slice_weights")
+    p_demented: float | None = Field(None, description="slice-level runs: the slice's P(demented)")
+    probabilities: dict[str, float] | None = Field(None, description="slice-level runs: the slice's class probabilities")
+
+
+class BrainPrediction(BaseModel):
+    path: str = Field(description="the uploaded file, or the first and a count")
+    task: str
+    level: str = Field(description="the run's level: brain (one model for the bag) or slice (mean of the slices)")
+    kind: str = "brain"
+    predicted_class: str
+    confidence: float = Field(description="probability of the predicted class")
+    probabilities: dict[str, float] = Field(description="class -> probability; sums to 1")
+    p_demented: float = Field(description="1 - P(NonDemented)")
+    threshold: float | None = Field(None, description="binary runs: Demented when p_demented >= threshold")
+    decision: str
+    aggregation: str
+    slice_weights: str = Field(description="what each slice's weight means")
+    n_slices: int
+    slices: list[BrainSlice] = Field(description="in position order")
+    notes: list[str]
+    inputs: list[str] = Field(description="uploaded file names")
+    source: str = Field(description="files, file or volume")
+    skipped: list[str] = Field(description="unreadable uploads left out, 'name: why'")
+    volume: dict | None = Field(None, description="volumes: n_slices (all axial slices) and central_slices [first, last + 1]")
+    model: ModelInfo
     disclaimer: str
 
 
@@ -277,17 +314,24 @@ def create_app(
     AlzmriError
         Not a run folder, unreadable weights, unknown backend, failed ONNX export.
     """
-    from alzmri.runs import load_model
+    from alzmri.evaluation.calibration import CALIBRATION_FILE, load_temperature
+    from alzmri.inference.brain import load_brain_run, with_input
+    from alzmri.runs import RunInfo, load_model
 
     run_dir = Path(run_dir)
-    model, info = load_model(run_dir)
-    sha = weights_sha256(run_dir)
-    be = load_backend(run_dir, backend, model=model, info=info, sha256=sha)
-    from alzmri.evaluation.calibration import CALIBRATION_FILE, load_temperature
+    brain_level = RunInfo.load(run_dir).level == "brain"
+    if brain_level:  # one model for a bag of slices: no slice backend, batcher or Grad-CAM
+        brain = load_brain_run(run_dir, backend=backend)
+        model, info, sha, be = None, brain.info, brain.weights_sha256(), None
+    else:
+        model, info = load_model(run_dir)
+        sha = weights_sha256(run_dir)
+        be = load_backend(run_dir, backend, model=model, info=info, sha256=sha)
+        brain = load_brain_run(run_dir, backend=be.name, proba=be.proba)
 
     settings = ServeSettings(
-        backend=be.name,
-        micro_batch=DEFAULT_MICRO_BATCH if micro_batch is None else bool(micro_batch),
+        backend=brain.backend,
+        micro_batch=(DEFAULT_MICRO_BATCH if micro_batch is None else bool(micro_batch)) and not brain_level,
         max_batch=max_batch,
         batch_wait_s=batch_wait_s,
         max_request_bytes=max_request_bytes,
@@ -301,7 +345,7 @@ def create_app(
         version=f"{__version__}+{sha[:12]}",
         alzmri_version=__version__,
         weights_sha256=sha,
-        backend=be.name,
+        backend=brain.backend,
         image_size=info.image_size,
         classes=list(info.class_names),
         task=info.task,
@@ -310,7 +354,7 @@ def create_app(
     )
     # Grad-CAM hooks the network and back-propagates: it gets its own copy and lock so
     # that batched forward passes in the other thread never see its hooks
-    cam_model = copy.deepcopy(model)
+    cam_model = copy.deepcopy(model) if model is not None else None
     cam_lock = threading.Lock()
     batcher = MicroBatcher(be.proba, max_batch=max_batch, max_wait_s=batch_wait_s, max_pending=max_pending) if settings.micro_batch else None
     limits = {"max_request_bytes": max_request_bytes, "max_pixels": max_pixels, "max_voxels": max_voxels, "max_batch": max_batch, "max_pending": max_pending}
@@ -325,7 +369,8 @@ def create_app(
         title="alzmri",
         version=__version__,
         summary=f"Alzheimer's severity from brain-MRI slices: {info.model}, run {model_info.run}. {DISCLAIMER}",
-        description="Upload one slice (JPEG, PNG, ...) or one NIfTI volume to `POST /predict` as the multipart field `file`.",
+        description="Upload one slice (JPEG, PNG, ...) or one NIfTI volume to `POST /predict` as the multipart field `file`; "
+        "one brain's slices (each in a field `file`) or its NIfTI volume to `POST /predict/brain`.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -403,6 +448,44 @@ def create_app(
             slice_png=_png_data_url(decoded.display),
             slice_index=decoded.display_index,
         )
+
+    async def predict_brain(files: list[UploadFile]) -> BrainPrediction:
+        parts = []
+        for f in files:
+            check_content_type(f.content_type)
+            parts.append(((f.filename or "upload")[-200:], await f.read()))
+            await f.close()
+        b = await run_in_threadpool(decode_brain_uploads, parts, info.image_size, max_pixels=max_pixels, max_voxels=max_voxels)
+        del parts
+        if brain_level:
+            answer = await run_in_threadpool(brain.predict, b.images, names=b.names)
+        else:
+            answer = brain.aggregate(await probabilities(b.images), names=b.names)
+        return BrainPrediction(**with_input(answer, b), model=model_info, disclaimer=DISCLAIMER)
+
+    @app.post("/predict/brain", response_model=BrainPrediction, responses=_ERRORS, dependencies=[Depends(require_multipart)], summary="Classify one brain")
+    async def predict_brain_route(
+        file: list[UploadFile] = File(..., description="one brain: its slice images (JPEG, PNG, ...; one per field 'file', in slice order) or one NIfTI volume"),
+    ) -> BrainPrediction:
+        """One answer for one brain, as `alzmri predict --brain` (alzmri.inference.brain).
+
+        A brain-level run scores the bag of slices; a slice-level run averages its slices'
+        probabilities. A volume's brain is its central slices.
+        """
+        return await predict_brain(file)
+
+    if brain_level:
+        @app.post("/predict", response_model=BrainPrediction, responses=_ERRORS, dependencies=[Depends(require_multipart)], summary="Classify one brain (volume)")
+        async def predict_one_brain(
+            file: UploadFile = File(..., description="one NIfTI volume (a brain), or one slice image (a brain of one slice)"),
+            explain_: bool = Query(False, alias="explain", description="not available for brain-level runs"),
+        ) -> BrainPrediction:
+            """This run is brain-level: the upload is one brain, answered as by `POST /predict/brain`."""
+            if explain_:
+                raise UploadError(400, "Grad-CAM is not available for a brain-level run; ask without explain=true (the answer holds the slice weights)")
+            return await predict_brain([file])
+
+        return app
 
     @app.post("/predict", response_model=Prediction, responses=_ERRORS, dependencies=[Depends(require_multipart)], summary="Classify one slice or NIfTI volume")
     async def predict(

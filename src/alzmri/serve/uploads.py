@@ -254,3 +254,57 @@ def _decode_volume(path: Path, fmt: str, image_size: int, n_central: int, max_vo
         "_central": vol.central,
     }
     return DecodedUpload("volume", fmt, vol.images, vol.images[mid], mid, int(vol.shape[0]), int(vol.shape[1]), meta)
+
+
+def decode_brain_uploads(files: list[tuple[str, bytes]], image_size: int, *, n_central: int | None = None, max_pixels: int = MAX_PIXELS,
+                         max_voxels: int = MAX_VOXELS):
+    """Decode the uploads of one brain: several slice images (in upload order) or one NIfTI volume.
+
+    Parameters
+    ----------
+    files : list of (str, bytes)
+        File name and content of each uploaded part.
+    image_size : int
+        The model's input side in pixels.
+    n_central : int, optional
+        Central slices of a volume (default :data:`alzmri.data.volumes.N_CENTRAL`); they
+        are the brain, as in :func:`alzmri.inference.predict.read_brain_input`.
+    max_pixels, max_voxels : int
+        As :func:`decode_upload`, per file.
+
+    Returns
+    -------
+    alzmri.inference.predict.BrainInput
+        ``images`` (n, image_size, image_size) uint8, ``names`` (the file names),
+        ``source`` ``files``/``file``/``volume``; unreadable images are left out and
+        listed in ``skipped``.
+
+    Raises
+    ------
+    UploadError
+        400: a volume among several files, no readable slice, an unreadable volume; 413:
+        a file over the limits.
+    """
+    from alzmri.inference.predict import BrainInput
+
+    names = [n for n, _ in files]
+    if len(files) > 1 and (vol := next((n for n, d in files if (sniff_format(d) or "").startswith("nifti")), None)) is not None:
+        raise UploadError(400, f"{vol}: a NIfTI volume among {len(files)} files of one brain; upload one volume alone, or only slice images")
+    images, kept, skipped = [], [], []
+    for name, data in files:
+        try:
+            d = decode_upload(data, image_size, filename=name, n_central=n_central, max_pixels=max_pixels, max_voxels=max_voxels)
+        except UploadError as exc:
+            if exc.status != 400 or len(files) == 1:
+                raise
+            skipped.append(exc.message if exc.message.startswith(name) else f"{name}: {exc.message}")
+            continue
+        if d.kind == "volume":
+            first, stop = d.volume["central_slices"]
+            return BrainInput(d.images[first:stop], [f"slice {k}" for k in range(first, stop)], "volume", names,
+                              volume={"n_slices": d.volume["n_slices"], "central_slices": [first, stop]})
+        images.append(d.images[0])
+        kept.append(name)
+    if not images:
+        raise UploadError(400, f"no readable slice among {len(files)} uploaded files (first: {skipped[0]}); upload readable JPEG or PNG slices of one brain or one NIfTI volume")
+    return BrainInput(np.stack(images), kept, "files" if len(files) > 1 else "file", names, skipped)

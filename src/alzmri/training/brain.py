@@ -32,7 +32,7 @@ from alzmri.models.mil import BrainClassifier
 __all__ = ["BrainData", "FitResult", "brain_settings", "build_brain_model", "fit_baseline", "fit_brain", "load_brain_data", "predict_bags"]
 
 #: Defaults of brain-level training where the config leaves them (epochs and patience).
-FROZEN_EPOCHS, FROZEN_PATIENCE = 200, 30
+FROZEN_EPOCHS, FROZEN_PATIENCE = 100, 20
 FINETUNE_PATIENCE = 5
 
 
@@ -89,7 +89,7 @@ def brain_settings(cfg: TrainConfig) -> dict:
     return {
         "epochs": cfg.epochs if "epochs" in fields else (FROZEN_EPOCHS if frozen else 20),
         "patience": cfg.patience if cfg.patience is not None else (FROZEN_PATIENCE if frozen else FINETUNE_PATIENCE),
-        "batch_size": cfg.batch_size if "batch_size" in fields else (16 if frozen else 4),
+        "batch_size": cfg.batch_size if "batch_size" in fields else (32 if frozen else 4),
         "lr": cfg.lr if "lr" in fields else (1e-3 if frozen else 3e-4),
     }
 
