@@ -91,7 +91,8 @@ def choose_threshold(y_true, y_prob) -> float:
     float
         The threshold in [0, 1] (predict demented when P(demented) >= threshold): the
         midpoint between the score that maximises J and the next lower score, so that it
-        does not sit exactly on a validation brain. 0.5 when ``y_true`` holds one class.
+        does not sit exactly on a validation brain; among equal J, the highest such score.
+        0.5 when ``y_true`` holds one class.
     """
     y = (np.asarray(y_true) > 0).astype(np.int64)
     s = demented_score(y_prob)
@@ -99,7 +100,7 @@ def choose_threshold(y_true, y_prob) -> float:
         return 0.5
     fpr, tpr, thr = roc_curve(y, s)
     j = tpr - fpr
-    best = int(np.argmax(j))
+    best = int(np.flatnonzero(j >= j.max() - 1e-9)[0])  # ties (up to rounding): the highest threshold, the more specific rule
     t = float(thr[best])
     if not np.isfinite(t):
         return 1.0
