@@ -158,6 +158,8 @@ def test_baseline_run_via_cli(brain_subset, tmp_path):
     assert (out / "baseline" / "baseline.json").is_file() and not list(out.rglob("*.pkl"))
     assert json.loads((out / "run.json").read_text())["level"] == "brain"
     assert "roc_auc" in json.loads((out / "metrics.json").read_text())["brain_level"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "task: **binary**" in card and "no slice-level metrics" in card and "Brain-level metrics" in card
 
 
 def test_bad_brain_input_is_one_line(brain_subset, tmp_path):

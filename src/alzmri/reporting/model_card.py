@@ -96,25 +96,30 @@ def model_card_text(info: RunInfo, metrics: dict) -> str:
     ]
     warns = metrics.get("warnings") or []
     lines += [f"- {w}" for w in warns] if warns else ["- none: no subject is shared between splits"]
+    if getattr(info, "level", "slice") == "brain":
+        lines += ["", "One prediction per brain (a bag of its slices, docs/brain-level.md): no slice-level metrics."]
+    else:
+        lines += [
+            "",
+            f"## Test metrics ({metrics.get('n_samples', '-')} slices)",
+            "",
+            "| metric | slice level | 95% CI | subject level | 95% CI |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for k in _METRICS:
+            lo_hi = ci.get(k)
+            s_lo_hi = subject_ci.get(k)
+            lines.append(
+                f"| {k} | {_fmt(metrics.get(k))} | {'-' if not lo_hi else f'{lo_hi[0]:.3f}-{lo_hi[1]:.3f}'} "
+                f"| {_fmt(subject.get(k))} | {'-' if not s_lo_hi else f'{s_lo_hi[0]:.3f}-{s_lo_hi[1]:.3f}'} |"
+            )
+        lines += [
+            "",
+            "Confidence intervals resample subjects, not slices. Subject level = mean of a subject's "
+            "slice probabilities. A split that shares subjects between training and test inflates "
+            "every number above.",
+        ]
     lines += [
-        "",
-        f"## Test metrics ({metrics.get('n_samples', '-')} slices)",
-        "",
-        "| metric | slice level | 95% CI | subject level | 95% CI |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for k in _METRICS:
-        lo_hi = ci.get(k)
-        s_lo_hi = subject_ci.get(k)
-        lines.append(
-            f"| {k} | {_fmt(metrics.get(k))} | {'-' if not lo_hi else f'{lo_hi[0]:.3f}-{lo_hi[1]:.3f}'} "
-            f"| {_fmt(subject.get(k))} | {'-' if not s_lo_hi else f'{s_lo_hi[0]:.3f}-{s_lo_hi[1]:.3f}'} |"
-        )
-    lines += [
-        "",
-        "Confidence intervals resample subjects, not slices. Subject level = mean of a subject's "
-        "slice probabilities. A split that shares subjects between training and test inflates "
-        "every number above.",
         *(_brain_lines(metrics["brain_level"]) if metrics.get("brain_level") else []),
         "",
         "## Limitations",

@@ -152,10 +152,14 @@ def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: 
     })
     _write_predictions(out / "predictions.csv", data, r)
     if cfg.evaluate and len(r["test_b"]):
+        from alzmri.reporting.model_card import write_model_card
+
         m = brain_metrics(data.y[r["test_b"]], r["test_prob"], data.task, threshold=r["threshold"])
-        atomic_write_json(out / "metrics.json", {"run": str(out), "model": cfg.model, "level": "brain", "task": data.task.name, "split": "test",
-                                                 "split_strategy": strategy, "train_time_s": round(r["seconds"], 2), "best_epoch": r["best_epoch"],
-                                                 "brain_level": m, "warnings": warns})
+        metrics = {"run": str(out), "model": cfg.model, "level": "brain", "task": data.task.name, "split": "test", "split_strategy": strategy,
+                   "train_time_s": round(r["seconds"], 2), "best_epoch": r["best_epoch"], "n_subjects": int(len(r["test_b"])),
+                   "groups_source": data.subjects.source, "brain_level": m, "warnings": warns}
+        atomic_write_json(out / "metrics.json", metrics)
+        write_model_card(out, info, metrics)
     return r
 
 
