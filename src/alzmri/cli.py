@@ -405,7 +405,10 @@ def models_cmd() -> None:
         s = get_spec(name)
         t.add_row(name, str(s.image_size), s.description)
     for name, cls in BASELINES.items():  # scikit-learn baselines: brain level, one prediction per brain
-        t.add_row(name, "128", (cls.__doc__ or "").strip().splitlines()[0])
+        import re
+
+        first = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        t.add_row(name, "128", re.sub(r":\w+:`~?([^`]+)`|``([^`]+)``", lambda m: m.group(1) or m.group(2), first))
     out.print(t)
 
 

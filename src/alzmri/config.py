@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alzmri.errors import AlzmriError
 
@@ -87,6 +87,13 @@ class TrainConfig(BaseModel):
             raise ValueError(f"must be one of {', '.join(SPLITTERS)}")
         return v
 
+    @model_validator(mode="after")
+    def _brain_options_need_brain_level(self) -> "TrainConfig":
+        given = [k for k in ("pooling", "slice_position", "frozen_encoder") if k in self.model_fields_set]
+        if self.level == "slice" and given and not self.model.startswith("baseline:"):
+            raise ValueError(f"{', '.join(given)}: brain-level settings; they apply to brain-level models only: add level: brain (--level brain) or drop them")
+        return self
+
     @field_validator("fractions")
     @classmethod
     def _fractions_sum(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -111,6 +118,8 @@ def _format_error(err: dict[str, Any], source: str, fields: list[str]) -> str:
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(fields)})"
         return f"{source}: unknown key {loc!r}{hint}"
     value = err.get("input")
+    if not loc:  # a check across keys: its message says it all
+        return f"{source}: {str(err.get('msg', 'invalid settings')).removeprefix('Value error, ')}"
     return f"{source}: {loc!r} {err.get('msg', 'is invalid').lower()}; got {value!r}"
 
 

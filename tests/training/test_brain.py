@@ -60,7 +60,7 @@ def test_make_bags_orders_by_position_and_refuses_mixed_classes():
     assert [m.tolist() for m in bags.members] == [[3], [1, 2, 0]]  # copy 4 left out; brain 7 in position order
     assert bags.labels.tolist() == [0, 1]
     np.testing.assert_allclose(bags.positions[1], [0, 0.5, 1])
-    with pytest.raises(AlzmriError, match="brain \\(group\\) 7 holds slices of 2 classes"):
+    with pytest.raises(AlzmriError, match="holds slices of 2 classes: VeryMildDemented, MildDemented"):
         make_bags(np.array([1, 2, 1]), np.array([7, 7, 7]))
 
 
@@ -176,10 +176,36 @@ def test_bad_brain_input_is_one_line(brain_subset, tmp_path):
         w.writeheader()
         w.writerows(rows)
     r = subprocess.run([sys.executable, "-m", "alzmri", "train", "--level", "brain", "--model", "altzcnn", "--image-size", "32", "--data", str(data),
-                        "--groups", str(bad), "--out", str(tmp_path / "x"), "--no-progress"], capture_output=True, text=True)
+                        "--finetune-encoder", "--groups", str(bad), "--out", str(tmp_path / "x"), "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 2
     lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
     assert len(lines) == 1 and "classes" in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert str(bad) in lines[0] and "NonDemented" in lines[0] and "MildDemented" in lines[0]  # names the groups file and the classes
     r = subprocess.run([sys.executable, "-m", "alzmri", "train", "--level", "brain", "--task", "5class", "--data", str(data), "--out", str(tmp_path / "y")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "task" in r.stderr
+
+
+def test_feature_cache_key_ignores_the_unused_head_and_encoders_are_seeded():
+    from alzmri.models import create_model
+    from alzmri.training.brain import _encoder, resolve_encoder_weights
+    from alzmri.data.tasks import get_task
+    from alzmri.training.features import encoder_fingerprint
+
+    a = create_model("efficientnet_lite0", image_size=64, weights="imagenet")
+    b = create_model("efficientnet_lite0", image_size=64, weights="imagenet")
+    assert not torch.equal(a.head.weight, b.head.weight)  # a fresh random head in every build ...
+    assert encoder_fingerprint(a) == encoder_fingerprint(b)  # ... which features never pass through
+    cfg = load_train_config(None, level="brain", model="efficientnet_lite0", image_size=64)
+    resolved, note = resolve_encoder_weights(cfg)
+    assert resolved.model_kwargs["weights"] == "imagenet" and "ImageNet" in note  # a frozen encoder is not left random
+    scratch, note = resolve_encoder_weights(load_train_config(None, level="brain", model="altzcnn", image_size=32))
+    assert "weights" not in scratch.model_kwargs and "random" in note
+    e1, _ = _encoder(scratch, get_task("binary"), 32)
+    e2, _ = _encoder(scratch, get_task("binary"), 32)
+    assert encoder_fingerprint(e1) == encoder_fingerprint(e2)  # a random encoder is seeded: the same in every build
+
+
+def test_brain_settings_on_a_slice_run_are_refused():
+    with pytest.raises(AlzmriError, match="pooling, slice_position: brain-level settings"):
+        load_train_config(None, pooling="mean", slice_position=True)

@@ -63,7 +63,7 @@ def relative_positions(n: int) -> np.ndarray:
     return (np.arange(n, dtype=np.float32) / (n - 1)).astype(np.float32)
 
 
-def make_bags(labels, groups, *, position=None, copy_of=None, splits=None, readable=None, where: str = "dataset") -> Bags:
+def make_bags(labels, groups, *, position=None, copy_of=None, splits=None, readable=None, where: str = "dataset", paths=None) -> Bags:
     """Group the slices of a dataset into bags, one per brain.
 
     Parameters
@@ -81,7 +81,9 @@ def make_bags(labels, groups, *, position=None, copy_of=None, splits=None, reada
     readable : array-like of bool, shape (n_images,), optional
         Unreadable images are left out; a brain with none left is dropped.
     where : str
-        Names the data in errors.
+        Names the data (or the groups file) in errors.
+    paths : list of str, optional
+        Image paths, to name one slice of each class in the error of a mixed brain.
 
     Returns
     -------
@@ -113,9 +115,12 @@ def make_bags(labels, groups, *, position=None, copy_of=None, splits=None, reada
         m = idx[s:e]
         cls = np.unique(labels[m])
         if len(cls) > 1:
+            from alzmri.data.classes import CLASS_NAMES
+
+            named = [f"{CLASS_NAMES[c]}" + (f" ({paths[m[labels[m] == c][0]]})" if paths is not None else "") for c in cls]
             raise AlzmriError(
-                f"{where}: brain (group) {int(g)} holds slices of {len(cls)} classes ({', '.join(map(str, cls.tolist()))}); "
-                "a bag must be one brain of one class: fix the class folders or pass a corrected --groups file"
+                f"{where}: one brain (group) holds slices of {len(cls)} classes: {', '.join(named)}; "
+                "a bag must be one brain of one class: fix the class folders or the groups file (--groups)"
             )
         sp = {str(x) for x in spl[m]}
         if len(sp) > 1:

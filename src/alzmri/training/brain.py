@@ -65,6 +65,7 @@ class BrainData:
     subjects: Any
     image_size: int
     readable: np.ndarray
+    unreadable: list = field(default_factory=list)
     features: np.ndarray | None = None
     feature_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -99,6 +100,7 @@ def _encoder(cfg: TrainConfig, task: Task, image_size: int):
 
     kwargs = dict(cfg.model_kwargs)
     kwargs.pop("finetune", None)  # the brain level decides what trains: frozen_encoder
+    torch.manual_seed(cfg.seed)  # a randomly initialised encoder is the same in every build of this run
     try:
         enc = create_model(cfg.model, num_classes=task.num_classes, in_chans=cfg.in_chans, image_size=image_size, **kwargs)
     except TypeError as exc:
@@ -110,6 +112,25 @@ def _encoder(cfg: TrainConfig, task: Task, image_size: int):
     if cfg.frozen_encoder:
         enc.requires_grad_(False)
     return enc, int(d)
+
+
+def resolve_encoder_weights(cfg: TrainConfig) -> tuple[TrainConfig, str | None]:
+    """A frozen encoder with ImageNet weights where the model has them and the config names none.
+
+    A frozen encoder with random weights gives features without learned knowledge; for a
+    registry model with ImageNet weights and no ``model_kwargs.weights``, the weights
+    become ``imagenet`` (recorded in the run's config.yaml). Returns the config and a
+    one-line note (None when nothing changed).
+    """
+    if cfg.model.startswith("baseline:") or cfg.level != "brain" or not cfg.frozen_encoder or "weights" in cfg.model_kwargs:
+        return cfg, None
+    from alzmri.models import get_spec
+
+    if get_spec(cfg.model).pretrained:
+        cfg = cfg.model_copy(update={"model_kwargs": {**cfg.model_kwargs, "weights": "imagenet"}})
+        return cfg, f"frozen encoder {cfg.model}: ImageNet weights (model_kwargs weights: imagenet; set weights: none for a random frozen encoder)"
+    return cfg, (f"frozen encoder {cfg.model} has no pretrained weights: its features come from a random (seeded) network; "
+                 "use --finetune-encoder or an encoder with ImageNet weights (alzmri models)")
 
 
 def build_brain_model(cfg: TrainConfig, task: Task, image_size: int, *, with_encoder: bool = True) -> tuple[BrainClassifier, Any]:
@@ -151,10 +172,12 @@ def load_brain_data(cfg: TrainConfig, *, image_size: int, manifest=None) -> Brai
     index = discover(resolve_data_dir(cfg.data))
     cached = load_checked_images(index, image_size, skip_unreadable=cfg.skip_unreadable)
     subjects = resolve_subjects(index, groups_file=cfg.groups, manifest=manifest)
-    bags = make_bags(index.labels, subjects.group, position=subjects.result.position, copy_of=subjects.copy_of, readable=cached.readable, where=str(index.root))
+    bags = make_bags(index.labels, subjects.group, position=subjects.result.position, copy_of=subjects.copy_of, readable=cached.readable,
+                     where=str(cfg.groups) if cfg.groups is not None else str(index.root), paths=[r.path for r in index.records])
     if len(bags) == 0:
         raise AlzmriError(f"{index.root}: no readable slices; a brain needs at least one readable slice")
-    return BrainData(index, cached.images, bags, task.map_labels(bags.labels), task, subjects, image_size, np.asarray(cached.readable, dtype=bool))
+    return BrainData(index, cached.images, bags, task.map_labels(bags.labels), task, subjects, image_size, np.asarray(cached.readable, dtype=bool),
+                     unreadable=list(cached.unreadable))
 
 
 def attach_features(cfg: TrainConfig, data: BrainData, encoder, precision: str) -> None:
@@ -164,7 +187,8 @@ def attach_features(cfg: TrainConfig, data: BrainData, encoder, precision: str) 
 
     spec = get_spec(cfg.model)
     fc = slice_features(encoder, data.images, content_hash=data.index.content_hash(), encoder_name=cfg.model, mean=spec.mean, std=spec.std,
-                        in_chans=cfg.in_chans, precision=precision, options={k: v for k, v in cfg.model_kwargs.items() if k != "finetune"})
+                        in_chans=cfg.in_chans, precision=precision, options={k: v for k, v in cfg.model_kwargs.items() if k != "finetune"},
+                        skip=tuple(dict.fromkeys(("head.", f"{spec.head}."))))
     data.features, data.feature_seconds = fc.features, fc.seconds
     data.notes.append(f"slice features {'read from the cache' if fc.hit else f'computed in {fc.seconds:.1f} s and cached'} ({fc.path})")
 

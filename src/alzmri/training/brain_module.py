@@ -89,7 +89,8 @@ class BrainModule(L.LightningModule):
         ``x`` holds uint8 slices (normalised here with ``mean``, ``std``, ``in_chans``)
         rather than features.
 
-    Logged per epoch: ``train_loss``, ``val_loss``, ``val_score``.
+    Logged per epoch: ``train_loss``, ``val_loss``, ``val_score`` (minus the validation
+    log loss where the score is undefined: validation brains of one class).
     """
 
     def __init__(self, model, *, lr: float = 1e-3, weight_decay: float = 1e-4, class_weights: Tensor | None = None, binary: bool = True,
@@ -140,7 +141,9 @@ class BrainModule(L.LightningModule):
         y = torch.cat([v[1] for v in self._val]).numpy()
         self._val.clear()
         score = roc_auc_demented(y, p) if self.hparams.binary else balanced_accuracy(y, p)
-        self.log("val_score", float(score) if score is not None else 0.0, prog_bar=True)
+        if score is None:  # one class among the validation brains: fall back on the validation loss (higher is better)
+            score = float(np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0))))
+        self.log("val_score", float(score), prog_bar=True)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]

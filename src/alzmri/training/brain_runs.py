@@ -31,6 +31,7 @@ from alzmri.data.manifest import write_manifest
 from alzmri.errors import AlzmriError
 from alzmri.evaluation.task_metrics import THRESHOLD_RULE, brain_metrics, choose_threshold
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
+from alzmri.training.precision import peak_memory_mb
 from alzmri.training.brain import BrainData, attach_features, brain_settings, build_brain_model, fit_baseline, fit_brain, load_brain_data, predict_baseline, predict_bags
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -45,6 +46,18 @@ def _image_size(cfg: TrainConfig) -> int:
     from alzmri.models import get_spec
 
     return cfg.image_size or get_spec(cfg.model).image_size
+
+
+def _prepare(cfg: TrainConfig) -> TrainConfig:
+    """Check the settings and resolve the frozen encoder's weights (printing the note once)."""
+    from alzmri.training.brain import resolve_encoder_weights
+    from alzmri.utils.console import print_note, print_warning
+
+    _check(cfg)
+    cfg, note = resolve_encoder_weights(cfg)
+    if note:
+        (print_warning if "no pretrained weights" in note else print_note)(note)
+    return cfg
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -105,11 +118,20 @@ def _fit_and_score(cfg: TrainConfig, data: BrainData, bag_split: np.ndarray, out
         fit = {"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "history": res.history, "seconds": res.seconds, "parameters": total,
                "trainable_parameters": head if cfg.frozen_encoder else total, "size_mb": round(model_size_mb(res.model), 3)}
         if res.history:
-            from alzmri.training.reliability import write_history
-
-            write_history(out / "history.csv", res.history)
+            _write_history(out / "history.csv", res.history)
     threshold = choose_threshold(data.y[val_b], val_prob) if len(val_b) else 0.5
     return {"train_b": train_b, "val_b": val_b, "test_b": test_b, "val_prob": val_prob, "test_prob": test_prob, "threshold": threshold, **fit}
+
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_score")
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    """history.csv of a brain-level run: epoch, train_loss, val_loss, val_score (the early-stopping score)."""
+    lines = [",".join(HISTORY_COLUMNS)]
+    for r in rows:
+        lines.append(",".join("" if r.get(k) is None else (str(int(r[k])) if k == "epoch" else f"{r[k]:.6g}") for k in HISTORY_COLUMNS))
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _write_predictions(path: Path, data: BrainData, r: dict) -> None:
@@ -131,6 +153,10 @@ def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: 
     atomic_write_text(out / "config.yaml", dump_config(cfg.model_copy(update={"data": data.index.root, "out": out.resolve(), "image_size": data.image_size})))
     write_manifest(out / "manifest.csv", data.index, splits, groups=data.subjects.group, strategy=strategy, copy_of=data.subjects.copy_of)
     atomic_write_json(out / "environment.json", environment())
+    if data.unreadable:
+        from alzmri.data.cache import write_skipped_report
+
+        write_skipped_report(out / "skipped.csv", data.unreadable, data.index.root, len(data.index))  # CSV + one console line
     r = _fit_and_score(cfg, data, bag_split, out, progress=progress)
     baseline = cfg.model.startswith("baseline:")
     pre = {"mean": 0.0, "std": 1.0} if baseline else {"mean": __import__("alzmri.models", fromlist=["get_spec"]).get_spec(cfg.model).mean,
@@ -141,13 +167,13 @@ def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: 
         task=data.task.name, loss=cfg.loss, level="brain", data=str(data.index.root), dataset_hash=data.index.content_hash(), layout=data.index.layout,
         split_strategy=strategy, split_counts=counts, split_seed=cfg.seed, groups_source=data.subjects.source, n_groups=len(data.bags), warnings=warns,
         parameters=r["parameters"], trainable_parameters=r.get("trainable_parameters", 0), size_mb=r["size_mb"], train_time_s=round(r["seconds"], 2),
-        best_epoch=r["best_epoch"], epochs_run=r["epochs_run"], precision=_precision(cfg), device="cpu", alzmri_version=__version__, model_kwargs=dict(cfg.model_kwargs),
+        best_epoch=r["best_epoch"], epochs_run=r["epochs_run"], precision=_precision(cfg), device="cpu", peak_memory_mb=round(peak_memory_mb("cpu"), 1), alzmri_version=__version__, model_kwargs=dict(cfg.model_kwargs),
     )
     info.save(out)
     settings = {} if baseline else brain_settings(cfg)
     atomic_write_json(out / BRAIN_FILE, {
-        "format": "alzmri-brain", "version": 1, "kind": "baseline" if baseline else "mil", "encoder": cfg.model, "pooling": cfg.pooling,
-        "slice_position": cfg.slice_position, "frozen_encoder": cfg.frozen_encoder, "loss": cfg.loss, "threshold": r["threshold"],
+        "format": "alzmri-brain", "version": 1, "kind": "baseline" if baseline else "mil", "encoder": cfg.model, "pooling": None if baseline else cfg.pooling,
+        "slice_position": None if baseline else cfg.slice_position, "frozen_encoder": None if baseline else cfg.frozen_encoder, "loss": cfg.loss, "threshold": r["threshold"],
         "threshold_rule": THRESHOLD_RULE, "feature_seconds": round(data.feature_seconds, 2), "settings": settings, "model_kwargs": dict(cfg.model_kwargs),
     })
     _write_predictions(out / "predictions.csv", data, r)
@@ -188,10 +214,10 @@ def train_brain(cfg: TrainConfig, *, progress: bool = True) -> Path:
     from alzmri.training.splitting import prepare_split
 
     if cfg.resume:
-        raise AlzmriError("--resume continues slice-level runs; a brain-level run retrains in seconds to minutes: start it again with a new --out")
+        raise AlzmriError(f"{cfg.out}: --resume continues slice-level runs; a brain-level run retrains in seconds to minutes: start it again with a new --out")
     if cfg.folds is not None:
         return train_brain_cv(cfg, progress=progress)
-    _check(cfg)
+    cfg = _prepare(cfg)
     out = _new_out(cfg)
     image_size = _image_size(cfg)
     manifest = None
@@ -224,14 +250,14 @@ def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
     from alzmri.data.splits import cv_strategy_name
 
     if cfg.resume:
-        raise AlzmriError("--resume continues slice-level cross-validation; start the brain-level one again with a new --out")
-    _check(cfg)
+        raise AlzmriError(f"{cfg.out}: --resume continues slice-level cross-validation; start the brain-level one again with a new --out")
+    cfg = _prepare(cfg)
     k = int(cfg.folds or 5)
     out = _new_out(cfg, suffix=f"-cv{k}")
     data = load_brain_data(cfg, image_size=_image_size(cfg))
     readable = np.flatnonzero(data.readable)
     t0 = time.perf_counter()
-    pooled_y, pooled_p, pooled_t, pooled_ids, per_fold = [], [], [], [], []
+    pooled_y, pooled_p, pooled_t, pooled_ids, pooled_fold, per_fold = [], [], [], [], [], []
     for i, sub in enumerate(subject_folds(data.index.labels[readable], data.subjects.group[readable], k, seed=cfg.seed, val_fraction=cfg.fractions[1])):
         s = np.full(len(data.index), "", dtype=object)
         s[readable] = sub
@@ -240,6 +266,7 @@ def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
         pooled_p.append(r["test_prob"])
         pooled_t.append(np.full(len(r["test_b"]), r["threshold"]))
         pooled_ids.append(data.bags.brain_ids[r["test_b"]])
+        pooled_fold.append(np.full(len(r["test_b"]), i))
         fm = brain_metrics(data.y[r["test_b"]], r["test_prob"], data.task, threshold=r["threshold"], n_boot=200)
         vm = brain_metrics(data.y[r["val_b"]], r["val_prob"], data.task, threshold=r["threshold"], n_boot=1)
         per_fold.append({"fold": i, "n_brains": int(len(r["test_b"])), "n_val_brains": int(len(r["val_b"])), "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
@@ -257,9 +284,11 @@ def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
     atomic_write_json(out / "cv.json", summary)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["brain", "class", *(f"p_{c}" for c in data.task.class_names), "threshold"])
-    for b, yy, pp, tt in zip(np.concatenate(pooled_ids), y, p, t):
-        w.writerow([int(b), data.task.class_names[yy], *(f"{v:.6f}" for v in pp), f"{tt:.6f}"])
+    binary = data.task.is_binary
+    w.writerow(["brain", "fold", "class", "predicted", *(f"p_{c}" for c in data.task.class_names), *(["threshold"] if binary else [])])
+    for b, f, yy, pp, tt in zip(np.concatenate(pooled_ids), np.concatenate(pooled_fold), y, p, t):
+        pred = int(1 - pp[0] >= tt) if binary else int(np.argmax(pp))
+        w.writerow([int(b), int(f), data.task.class_names[yy], data.task.class_names[pred], *(f"{v:.6f}" for v in pp), *([f"{tt:.6f}"] if binary else [])])
     atomic_write_text(out / "oof_predictions.csv", buf.getvalue())
     atomic_write_text(out / "config.yaml", dump_config(cfg.model_copy(update={"data": data.index.root, "out": out.resolve()})))
     return out

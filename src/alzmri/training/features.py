@@ -54,10 +54,16 @@ class FeatureCache:
     seconds: float = 0.0
 
 
-def encoder_fingerprint(model: nn.Module) -> str:
-    """sha256 (hex) of an encoder's parameters and buffers, in state-dict order."""
+def encoder_fingerprint(model: nn.Module, *, skip: tuple[str, ...] = ("head.",)) -> str:
+    """sha256 (hex) of an encoder's parameters and buffers, in state-dict order.
+
+    Keys starting with a prefix in ``skip`` (the classification head, which features never
+    pass through and which is freshly initialised in every build) are left out.
+    """
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
+        if k.startswith(skip):
+            continue
         h.update(k.encode())
         t = v.detach().cpu().contiguous().reshape(-1)
         h.update(str(t.dtype).encode())
@@ -116,6 +122,7 @@ def slice_features(
     options: dict | None = None,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
+    skip: tuple[str, ...] = ("head.",),
 ) -> FeatureCache:
     """Features of every slice, from the on-disk cache when it holds them.
 
@@ -133,6 +140,8 @@ def slice_features(
         Preprocessing and precision (part of the key).
     options : dict, optional
         Any other setting that changes the features (builder options), JSON-serialisable.
+    skip : tuple of str, default=("head.",)
+        State-dict prefixes not part of the features (the classifier head).
     cache_dir : path-like, optional
         Default :func:`alzmri.data.download.default_cache_dir`.
     use_cache : bool, default=True
@@ -155,7 +164,7 @@ def slice_features(
         "version": FEATURE_CACHE_VERSION,
         "content": content_hash,
         "encoder": encoder_name,
-        "weights": encoder_fingerprint(encoder),
+        "weights": encoder_fingerprint(encoder, skip=skip),
         "shape": list(images.shape),
         "mean": float(mean),
         "std": float(std),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import resource
+
 import torch
 
-__all__ = ["cpu_has_native_bf16", "resolve_precision"]
+__all__ = ["cpu_has_native_bf16", "peak_memory_mb", "resolve_precision"]
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -31,3 +33,10 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process in MB: allocated CUDA memory on a GPU, else peak RSS."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1e6
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import resource
 import time
 import warnings
 from pathlib import Path
@@ -50,7 +49,7 @@ from alzmri.training.reliability import (
 from alzmri.training.splitting import make_split_manifest, prepare_split, write_split_manifest  # noqa: F401 (public here too)
 from alzmri.utils.console import print_note, print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
-from alzmri.training.precision import cpu_has_native_bf16, resolve_precision  # noqa: F401 (public here too)
+from alzmri.training.precision import cpu_has_native_bf16, peak_memory_mb, resolve_precision  # noqa: F401 (public here too)
 
 
 def resolve_deterministic(deterministic: bool | None, accelerator: str) -> bool | str:
@@ -67,13 +66,6 @@ def resolve_deterministic(deterministic: bool | None, accelerator: str) -> bool 
     if not deterministic:
         return False
     return "warn" if gpu else True
-
-
-def peak_memory_mb(device: str) -> float:
-    """Peak memory of this process in MB: allocated CUDA memory on a GPU, else peak RSS."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 1e6
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 class _NonFiniteLossStop(Callback):
