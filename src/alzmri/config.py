@@ -89,7 +89,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _brain_options_need_brain_level(self) -> "TrainConfig":
-        given = [k for k in ("pooling", "slice_position", "frozen_encoder") if k in self.model_fields_set]
+        # a saved config.yaml lists every key with its value: only a value other than the default is a brain-level choice
+        given = [k for k in ("pooling", "slice_position", "frozen_encoder") if k in self.model_fields_set and getattr(self, k) != type(self).model_fields[k].default]
         if self.level == "slice" and given and not self.model.startswith("baseline:"):
             raise ValueError(f"{', '.join(given)}: brain-level settings; they apply to brain-level models only: add level: brain (--level brain) or drop them")
         return self
