@@ -53,7 +53,7 @@ CONFIGS = [
     {"name": "4class-lite0-attention-ordinal", "task": "4class", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", "loss": "ordinal", **FROZEN},
     {"name": "binary-lite0-finetuned", "task": "binary", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", "image_size": 64,
      "frozen_encoder": False, "model_kwargs": {"weights": "imagenet"}, "epochs": 6, "patience": 3, "lr": 3e-4, "batch_size": 4},
-    {"name": "altzcnn-slice", "task": "4class", "kind": "slice", "model": "altzcnn", "image_size": 64, "epochs": 6, "batch_size": 64, "lr": 3e-4,
+    {"name": "altzcnn-slice", "task": "4class", "kind": "slice", "model": "altzcnn", "image_size": 64, "epochs": 5, "batch_size": 64, "lr": 3e-4,
      "model_kwargs": {"init": "he"}, "read_as": ["binary", "4class"]},
     {"name": "4class-lite0-finetuned", "task": "4class", "kind": "brain", "model": "efficientnet_lite0", "pooling": "attention", "image_size": 64,
      "frozen_encoder": False, "model_kwargs": {"weights": "imagenet"}, "epochs": 6, "patience": 3, "lr": 3e-4, "batch_size": 4},

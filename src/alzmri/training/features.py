@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,17 +185,16 @@ def slice_features(
     feats = extract_features(encoder, images, mean=mean, std=std, in_chans=in_chans, precision=precision)
     seconds = time.perf_counter() - t0
     if use_cache:
+        import io
+
+        from alzmri.utils.io import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, feats, allow_pickle=False)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".npy.tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, feats, allow_pickle=False)
-            os.replace(tmp, path)
+            atomic_write_bytes(path, buf.getvalue())
+        except PermissionError:
+            pass  # a read-only cache folder costs speed, not correctness
         except OSError as exc:
-            try:
-                os.unlink(tmp)  # type: ignore[possibly-undefined]
-            except (OSError, NameError):
-                pass
-            if not isinstance(exc, PermissionError):
-                raise AlzmriError(f"{folder}: cannot write the feature cache ({exc}); set ALZMRI_CACHE_DIR to a writable folder") from None
+            raise AlzmriError(f"{folder}: cannot write the feature cache ({exc}); set ALZMRI_CACHE_DIR to a writable folder") from None
     return FeatureCache(feats, key, path if use_cache else None, hit=False, seconds=seconds)
