@@ -73,6 +73,8 @@ def run_config(c: dict, out: Path, seed: int) -> Path:
 
         shutil.rmtree(out)  # an unfinished earlier attempt (never a finished one)
     values = {k: c[k] for k in SETTING_KEYS if k in c}
+    if c["kind"] == "brain":
+        values["level"] = "brain"
     cfg = load_train_config(None, data=str(DATA_6400), out=str(out), folds=5, seed=seed, **values)
     if c["kind"] == "slice":
         from alzmri.training.cv import train_cv
@@ -98,7 +100,7 @@ def brain_oof(c: dict, folder: Path, task_name: str) -> dict:
         ids = np.array([int(r["brain"]) for r in rows])
         y = np.array([task.class_names.index(r["class"]) for r in rows])
         prob = np.array([[float(r[f"p_{n}"]) for n in task.class_names] for r in rows])
-        thr = np.array([float(r["threshold"]) for r in rows])
+        thr = np.array([float(r.get("threshold", 0.5)) for r in rows])  # 3class/4class files have no threshold column
         key = "roc_auc" if task.is_binary else "balanced_accuracy"
         return {"ids": ids, "y": y, "prob": prob, "thr": thr, "val": cv["validation_mean"][key], "wall_s": cv["wall_time_s"],
                 "epochs": [f["best_epoch"] for f in cv["per_fold"]]}

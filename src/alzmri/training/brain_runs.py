@@ -54,6 +54,8 @@ def _prepare(cfg: TrainConfig) -> TrainConfig:
     from alzmri.utils.console import print_note, print_warning
 
     _check(cfg)
+    if not cfg.model.startswith("baseline:") and cfg.level != "brain":  # called directly (Python): record what it is
+        cfg = cfg.model_copy(update={"level": "brain"})
     cfg, note = resolve_encoder_weights(cfg)
     if note:
         (print_warning if "no pretrained weights" in note else print_note)(note)
