@@ -289,7 +289,7 @@ def fit_brain(cfg: TrainConfig, data: BrainData, train_b: np.ndarray, val_b: np.
 
 
 @torch.inference_mode()
-def predict_bags(model: BrainClassifier, data: BrainData, which: np.ndarray, *, features: np.ndarray | None = None, batch_size: int = 8) -> tuple[np.ndarray, list[np.ndarray]]:
+def predict_bags(model: BrainClassifier, data: BrainData, which: np.ndarray, *, features: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Class probabilities and pooling weights of the bags ``which``.
 
     With ``features`` (the cached features of ``model.encoder``), the encoder is skipped.
@@ -307,19 +307,18 @@ def predict_bags(model: BrainClassifier, data: BrainData, which: np.ndarray, *, 
     pre = model.preprocessing
     probs, weights = [], []
     b = data.bags
-    for s in range(0, len(which), batch_size):
-        for i in which[s:s + batch_size]:
-            m = b.members[i]
-            pos = torch.from_numpy(b.positions[i]).unsqueeze(0)
-            if features is not None:
-                logits, w = _without_encoder(model, torch.from_numpy(features[m]).unsqueeze(0), pos)
-            else:
-                x = prepare_batch(torch.from_numpy(data.images[m]), mean=pre["mean"], std=pre["std"], in_chans=pre["in_chans"]).unsqueeze(0)
-                logits, w = model.forward_with_weights(x, None, pos)
-            if is_ordinal(model):
-                logits = corn_log_probs(logits)
-            probs.append(torch.softmax(logits.float(), dim=1)[0].double().numpy())
-            weights.append(w[0].float().numpy())
+    for i in which:  # one bag at a time: bags differ in size, and a bag of 32 slices is a batch already
+        m = b.members[i]
+        pos = torch.from_numpy(b.positions[i]).unsqueeze(0)
+        if features is not None:
+            logits, w = _without_encoder(model, torch.from_numpy(features[m]).unsqueeze(0), pos)
+        else:
+            x = prepare_batch(torch.from_numpy(data.images[m]), mean=pre["mean"], std=pre["std"], in_chans=pre["in_chans"]).unsqueeze(0)
+            logits, w = model.forward_with_weights(x, None, pos)
+        if is_ordinal(model):
+            logits = corn_log_probs(logits)
+        probs.append(torch.softmax(logits.float(), dim=1)[0].double().numpy())
+        weights.append(w[0].float().numpy())
     return np.array(probs).reshape(len(which), -1), weights
 
 

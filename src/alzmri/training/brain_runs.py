@@ -161,8 +161,13 @@ def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: 
         write_skipped_report(out / "skipped.csv", data.unreadable, data.index.root, len(data.index))  # CSV + one console line
     r = _fit_and_score(cfg, data, bag_split, out, progress=progress)
     baseline = cfg.model.startswith("baseline:")
-    pre = {"mean": 0.0, "std": 1.0} if baseline else {"mean": __import__("alzmri.models", fromlist=["get_spec"]).get_spec(cfg.model).mean,
-                                                      "std": __import__("alzmri.models", fromlist=["get_spec"]).get_spec(cfg.model).std}
+    if baseline:
+        pre = {"mean": 0.0, "std": 1.0}  # baselines read raw [0, 1] pixels
+    else:
+        from alzmri.models import get_spec
+
+        spec = get_spec(cfg.model)
+        pre = {"mean": spec.mean, "std": spec.std}
     counts = {s: int(np.sum(bag_split == s)) for s in ("train", "val", "test")}
     info = RunInfo(
         model=cfg.model, image_size=data.image_size, in_chans=cfg.in_chans, mean=pre["mean"], std=pre["std"], class_names=list(data.task.class_names),
