@@ -50,6 +50,10 @@ class RunInfo:
     classes), ``loss`` ``cross_entropy`` or ``ordinal`` (the model's head has K-1 CORN
     outputs, see :mod:`alzmri.models.ordinal`), ``level`` ``slice`` or ``brain``; run.json
     files written before these fields existed read as 4class, cross_entropy, slice.
+    ``feature_cache`` says whether a slice run trained its head on cached features of a
+    frozen backbone (:mod:`alzmri.training.frozen`): ``{"used": true, "hit", "seconds",
+    "key"}`` (``seconds`` 0 on a cache hit) or ``{"used": false, "reason"}``; empty in
+    run.json files written before it existed.
     """
 
     model: str
@@ -85,6 +89,7 @@ class RunInfo:
     device: str = "cpu"
     alzmri_version: str = ""
     model_kwargs: dict = field(default_factory=dict)
+    feature_cache: dict = field(default_factory=dict)
 
     def save(self, run_dir: str | Path) -> Path:
         return atomic_write_json(Path(run_dir) / RUN_FILE, asdict(self))

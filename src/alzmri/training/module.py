@@ -63,13 +63,18 @@ class SliceClassifier(L.LightningModule):
     loss : {"cross_entropy", "ordinal"}, default="cross_entropy"
         ``ordinal``: dlordinal's ``CORNLoss`` on the conditional logits recovered from the
         model's log probabilities (:func:`alzmri.models.ordinal.corn_logits_from_log_probs`).
+    features : bool, default=False
+        Batches are the frozen backbone's pooled features, float32 (batch, D), not uint8
+        slices: training and validation compute ``model.head(model.drop(features))``
+        (:func:`alzmri.training.frozen.head_forward`). ``model`` is still the whole
+        network, so checkpoints and saved weights are those of a run from images.
 
     Logged per epoch: ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
     ``val_balanced_accuracy``.
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 3e-4, weight_decay: float = 0.0, mean: float = 0.5, std: float = 0.5, in_chans: int = 1,
-                 augment: nn.Module | None = None, channels_last: bool | None = None, loss: str = "cross_entropy"):
+                 augment: nn.Module | None = None, channels_last: bool | None = None, loss: str = "cross_entropy", features: bool = False):
         super().__init__()
         if loss not in ("cross_entropy", "ordinal"):
             raise ValueError(f"The 'loss' parameter of SliceClassifier must be 'cross_entropy' or 'ordinal'. Got {loss!r} instead.")
@@ -83,6 +88,8 @@ class SliceClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         # before the model is moved, wrapped (DDP) or given to the optimiser
         cl = self.hparams.get("channels_last")
+        if self.hparams.get("features"):
+            return  # the backbone never runs in training
         if cl is None:
             cl = self.trainer is not None and self.trainer.strategy.root_device.type == "cpu"
         if cl:
@@ -90,6 +97,14 @@ class SliceClassifier(L.LightningModule):
             self.model.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _logits(self, x: Tensor) -> Tensor:
+        """The model's output for a training or validation batch (images, or features with ``features``)."""
+        if self.hparams.get("features"):
+            from alzmri.training.frozen import head_forward
+
+            return head_forward(self.model, x)
         return self.model(x)
 
     def compute_loss(self, out: Tensor, y: Tensor) -> Tensor:
@@ -105,12 +120,14 @@ class SliceClassifier(L.LightningModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch
         hp = self.hparams
+        if hp.get("features"):
+            return x, y  # float32 features: nothing to prepare
         aug = self.augment if (self.trainer is not None and self.trainer.training and self.augment is not None) else None
         return prepare_batch(x, mean=hp.mean, std=hp.std, in_chans=hp.in_chans, augment=aug).contiguous(memory_format=self._memory_format), y
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, y = batch
-        logits = self.model(x)
+        logits = self._logits(x)
         loss = self.compute_loss(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
         # sync_dist: under DDP the epoch value is the mean over all ranks (one reduction per epoch)
@@ -120,7 +137,7 @@ class SliceClassifier(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        logits = self.model(x)
+        logits = self._logits(x)
         loss = self.compute_loss(logits, y)
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self._val_preds.append(logits.argmax(1).detach().cpu())

@@ -29,6 +29,7 @@ from alzmri.models import create_model, get_spec
 from alzmri.models.ordinal import check_loss, head_classes, make_ordinal
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
 from alzmri.training.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
+from alzmri.training.frozen import describe_features, feature_record, frozen_features, image_path_reason
 from alzmri.training.module import SliceClassifier
 from alzmri.training.reliability import (
     AtomicCheckpointIO,
@@ -133,6 +134,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # the module's on_after_batch_transfer is the intended hook (the DataModule has none)
     warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # a frozen backbone stays in eval mode
 
 
 def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
@@ -143,6 +145,13 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     ``cfg.out`` is continued from that checkpoint with its saved settings and split
     (:func:`alzmri.training.reliability.plan_resume`); on CPU the result equals an
     uninterrupted run's (docs/reliability.md).
+
+    A frozen backbone (``finetune: linear``, or adapters on the head only) without
+    augmentation and in one process trains its head on the backbone's pooled features,
+    computed once per image and cached on disk (:mod:`alzmri.training.frozen`); the saved
+    model is the same as from images. ``run.json``'s ``feature_cache`` says which path ran;
+    ``train_time_s`` includes the feature extraction only when it was computed, not read
+    from the cache.
 
     Parameters
     ----------
@@ -253,6 +262,9 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         raise AlzmriError(f"model_kwargs {cfg.model_kwargs} do not fit model {cfg.model!r} ({exc})") from None
     if cfg.loss == "ordinal":
         make_ordinal(model)
+    precision = resolve_precision(cfg.precision, cfg.accelerator)
+    # a frozen backbone: its features once per image (disk cache), the head trains on them
+    feats = frozen_features(cfg, model, cached.images, content_hash=index.content_hash(), precision=precision)
 
     expected_manifest = manifest_bytes(index, splits, groups=groups, strategy=strategy, copy_of=copy_of)
     if resume is not None:  # the same split, or one clear error
@@ -272,7 +284,8 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         if skipped:
             write_skipped_report(out / "skipped.csv", skipped, index.root, len(index))  # CSV + one console line
 
-    precision = resolve_precision(cfg.precision, cfg.accelerator)
+    if feats is not None and ranks.is_global_zero:
+        print_note(describe_features(feats))
     module = SliceClassifier(
         model,
         lr=cfg.lr,
@@ -282,8 +295,9 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         in_chans=cfg.in_chans,
         augment=notebook_augmentation() if cfg.augment else None,
         loss=cfg.loss,
+        features=feats is not None,
     )
-    dm = SliceDataModule(images, labels, fit_splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
+    dm = SliceDataModule(feats.features if feats is not None else images, labels, fit_splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
     ckpt = RunCheckpoint(
         dirpath=out / "checkpoints",
         filename="best",
@@ -358,7 +372,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         parameters=total,
         trainable_parameters=trainable,
         size_mb=round(model_size_mb(model), 3),
-        train_time_s=round(run_state.seconds, 2),
+        train_time_s=round(run_state.seconds + (feats.seconds if feats is not None else 0.0), 2),
         peak_memory_mb=round(peak_memory_mb(device), 1),
         best_epoch=best_epoch,
         epochs_run=trainer.current_epoch,
@@ -366,6 +380,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         device=device,
         alzmri_version=__version__,
         model_kwargs=dict(cfg.model_kwargs),
+        feature_cache=feature_record(feats, "" if feats is not None else image_path_reason(cfg, model)),
     )
     info.save(out)
     from alzmri.reporting.figures import plot_training_curves
