@@ -423,19 +423,26 @@ def compare_cmd(
     devices: Optional[int] = typer.Option(None, help="every row: processes per node, DDP when more than 1 (default: the file's, else 1)"),
     num_nodes: Optional[int] = typer.Option(None, help="every row: machines (default: the file's, else 1)"),
     strategy: Optional[str] = typer.Option(None, help="every row: auto or ddp (default: the file's, else auto)"),
+    folds: Optional[int] = typer.Option(None, "--folds", help="K-fold cross-validation by brain, every row on the same folds (default: the file's folds, else one split)"),
 ) -> None:
-    """Train and evaluate every model of a config on one shared split; write report.md and report.html.
+    """Train and evaluate every model of a config on one shared split (or the same K brain folds); write report.md and report.html.
 
-    Rerunning the same config resumes: finished rows are not retrained.
+    Rerunning the same config resumes: finished rows (folds) are not retrained.
     """
     from alzmri.comparison import compare, load_compare_config
     from alzmri.reporting.report import format_table
 
-    cfg = load_compare_config(config, data=data, out=out_dir).with_train_settings(
+    cfg = load_compare_config(config, data=data, out=out_dir, folds=folds).with_train_settings(
         accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy
     )
     folder = compare(cfg, progress=progress, echo=lambda line: out.print(line, markup=False, highlight=False), source=str(config))
-    headers, cells = format_table(json.loads((folder / "comparison.json").read_text())["rows"])
+    summary = json.loads((folder / "comparison.json").read_text())
+    if cfg.folds is not None:  # cross-validated: the verdicts, then the table file
+        from alzmri.reporting.cv_report import cv_table
+
+        headers, cells = cv_table(summary["rows"], summary["result"])
+    else:
+        headers, cells = format_table(summary["rows"])
     # one column per model, one row per measure: readable in 80 columns
     t = Table(title=cfg.title)
     t.add_column(headers[0], overflow="fold")

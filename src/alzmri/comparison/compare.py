@@ -213,41 +213,50 @@ def _prepare_manifest(cfg: CompareConfig, source: str, echo: Callable[[str], Non
 
 
 def _train_row(cfg: TrainConfig, *, progress: bool, isolate: bool) -> Path:
-    """Train one row; in a fresh Python process when ``isolate``, so that the peak
-    memory and whatever memory training leaves behind belong to that row alone.
+    """Train one row (see :func:`train_rows`)."""
+    return train_rows([cfg], progress=progress, isolate=isolate)[0]
+
+
+def train_rows(cfgs: list[TrainConfig], *, progress: bool, isolate: bool) -> list[Path]:
+    """Train runs one after another (a row, or the folds of a cross-validated row); in one
+    fresh Python process when ``isolate``, so that the peak memory and whatever memory
+    training leaves behind belong to that row alone.
 
     Raises
     ------
     AlzmriError
         Training failed with a user error, or the child process died (killed, out of
-        memory).
+        memory); the runs before the failed one are finished.
     RuntimeError
         Training failed with another exception (its traceback in the message).
     """
     if not isolate:
         from alzmri.training.train import train
 
-        if cfg.devices * cfg.num_nodes > 1:
-            # Lightning's launcher re-runs the calling script per rank: only the worker process is safe
-            raise AlzmriError(f"{cfg.out}: training with {cfg.devices * cfg.num_nodes} processes needs isolate=True (a worker process per row)")
-
-        return train(cfg, progress=progress)
+        for cfg in cfgs:
+            if cfg.devices * cfg.num_nodes > 1:
+                # Lightning's launcher re-runs the calling script per rank: only the worker process is safe
+                raise AlzmriError(f"{cfg.out}: training with {cfg.devices * cfg.num_nodes} processes needs isolate=True (a worker process per row)")
+        return [train(cfg, progress=progress) for cfg in cfgs]
     with tempfile.TemporaryDirectory(prefix="alzmri-row-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        # a resumed row gives only out and resume: the worker must see the same fields set
-        fields = cfg.model_dump(mode="json", exclude_unset=cfg.resume)
-        request.write_text(json.dumps({"config": fields, "progress": progress}), encoding="utf-8")
+        # a resumed run gives only out and resume: the worker must see the same fields set
+        fields = [cfg.model_dump(mode="json", exclude_unset=cfg.resume) for cfg in cfgs]
+        request.write_text(json.dumps({"configs": fields, "progress": progress}), encoding="utf-8")
         returncode, signum = _run_worker([sys.executable, "-m", "alzmri.comparison._worker", str(request), str(result)])
+        res = json.loads(result.read_text(encoding="utf-8")) if result.is_file() else None
+        # the run that was training: the failed one, else the first one without a result
+        failed_at = cfgs[min(res.get("index", len(res["runs"])), len(cfgs) - 1)] if res else cfgs[0]
         if signum is not None:
             how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-            raise RunInterrupted(f"comparison interrupted ({how}) while training {cfg.out}; finished rows are kept and this row "
+            raise RunInterrupted(f"comparison interrupted ({how}) while training {failed_at.out}; finished runs are kept and this one "
                                  "resumes from its last complete epoch", "the same alzmri compare command", exit_code=128 + signum)
-        if not result.is_file():
-            raise AlzmriError(f"training {cfg.model} into {cfg.out} stopped without a result (exit code {returncode}; "
+        if res is None:
+            raise AlzmriError(f"training {failed_at.model} into {failed_at.out} stopped without a result (exit code {returncode}; "
                               "killed or out of memory?)")
-        res = json.loads(result.read_text(encoding="utf-8"))
     if res["ok"]:
-        return Path(res["run"])
+        return [Path(r) for r in res["runs"]]
+    cfg = cfgs[res.get("index", 0)]
     if res["kind"] == "AlzmriError":
         raise AlzmriError(res["message"])
     raise RuntimeError(f"training {cfg.model} into {cfg.out} failed: {res['kind']}: {res['message']}")
@@ -537,6 +546,10 @@ def compare(
     if not isinstance(config, CompareConfig):
         source = str(config)
         config = load_compare_config(config)
+    if config.folds is not None:  # every row on the same brain folds, compared in pairs
+        from alzmri.comparison.cross_validation import compare_cv
+
+        return compare_cv(config, folds=config.folds, progress=progress, isolate=isolate, echo=echo, source=source)
     rows = config.train_configs(source)
     _check_rows(rows, config, source)
     task = get_task(config.task)

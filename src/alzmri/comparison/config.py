@@ -8,6 +8,8 @@ A comparison YAML file looks like::
     task: 4class                     # or 3class / binary: one task for every row
     split_strategy: subject          # or stratified / image; or `split: MANIFEST`
     keep_eval_copies: false          # true keeps augmented copies in validation/test (warned)
+    folds: 5                         # optional: K-fold cross-validation by brain (or --folds K)
+    reference: altzcnn               # optional: the row the others are compared with (default: the first)
     title: AltzCNN against small pretrained CNNs
     notes: ["vit_tiny_scratch is a ViT trained from scratch"]
     defaults:                        # TrainConfig fields shared by every row
@@ -96,6 +98,8 @@ class CompareConfig(BaseModel):
     groups: Path | None = Field(None, description="groups CSV for subject-level splits (see TrainConfig.groups)")
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     keep_eval_copies: bool = Field(False, description="keep augmented copies in validation/test of the shared split (see TrainConfig.keep_eval_copies)")
+    folds: int | None = Field(None, ge=2, description="K-fold cross-validation by brain: every row on the same K folds (alzmri compare --folds K); default one shared split")
+    reference: str | None = Field(None, description="row every other row is compared with in pairs (cross-validated comparisons); default the first row")
     title: str = "Model comparison"
     notes: list[str] = Field(default_factory=list, description="paragraphs for the report's introduction")
     defaults: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every row")
@@ -113,6 +117,8 @@ class CompareConfig(BaseModel):
             if m.name.lower() in seen:
                 raise ValueError(f"row name {m.name!r} is used twice; every row needs its own name")
             seen.add(m.name.lower())
+        if self.reference is not None and self.reference not in [m.name for m in self.models]:
+            raise ValueError(f"reference {self.reference!r} is not a row; use one of {', '.join(m.name for m in self.models)}")
         return self
 
     def split_fields(self) -> dict[str, Any]:
@@ -184,7 +190,7 @@ def _forbidden_hint(key: str) -> str:
     if key in SPLIT_KEYS:
         return f"{key!r} belongs at the top level of the comparison (every row shares one split)"
     if key == "folds":
-        return "'folds' (cross-validation) is not available in a comparison; each row is one run on the shared split"
+        return "'folds' belongs at the top level of the comparison (every row is cross-validated on the same brain folds; or alzmri compare --folds K)"
     if key == "resume":
         return "'resume' is not a row setting: running the same comparison again resumes it"
     if key == "task":

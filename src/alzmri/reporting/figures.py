@@ -412,8 +412,9 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     return front
 
 
-def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Figure:
-    """Balanced accuracy against training time, marker area proportional to model size.
+def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None, metric: str = "balanced_accuracy",
+                  metric_label: str = "balanced accuracy (test)") -> Figure:
+    """A score (default balanced accuracy) against training time, marker area proportional to model size.
 
     Parameters
     ----------
@@ -422,6 +423,11 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None
         ``balanced_accuracy`` (float in [0, 1]) and ``size_mb`` (float, MB). Rows missing
         a time or a balanced accuracy are left out of the plot.
     title : str, optional
+    metric : str, default="balanced_accuracy"
+        The key of the score in each row (a cross-validated comparison plots its pooled
+        headline metric); higher is better.
+    metric_label : str, default="balanced accuracy (test)"
+        The y axis label.
 
     Returns
     -------
@@ -435,7 +441,7 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None
         if not isinstance(r, Mapping):
             raise ValueError(f"rows[{i}] must be a dict, got {type(r).__name__}")
         t = _finite_or_none(r.get("train_time_s"))
-        y = _finite_or_none(r.get("balanced_accuracy"))
+        y = _finite_or_none(r.get(metric))
         if t is None or y is None or t <= 0:
             continue
         size = _finite_or_none(r.get("size_mb")) or 0.0
@@ -444,7 +450,7 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None
     fig = _new_figure((8.0, 5.5))
     ax = fig.add_subplot()
     if not pts:
-        ax.text(0.5, 0.5, "no model with a training time and a balanced accuracy", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no model with a training time and a {metric_label}", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
     names, ts, ys, sizes = (list(v) for v in zip(*pts))
@@ -467,14 +473,15 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None
         ax.set_xscale("log")
     ax.margins(x=0.15, y=0.12)
     ax.set_xlabel("training time (s)")
-    ax.set_ylabel("balanced accuracy (test)")
-    ax.set_title(title or f"Balanced accuracy vs training time (marker area ∝ size; largest {max_size:.1f} MB)")
+    ax.set_ylabel(metric_label)
+    ax.set_title(title or f"{metric_label[:1].upper()}{metric_label[1:]} vs training time (marker area ∝ size; largest {max_size:.1f} MB)")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def plot_pareto(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+def plot_pareto(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str | None = None, metric: str = "balanced_accuracy",
+                metric_label: str = "balanced accuracy (test)") -> Path:
     """Save the Pareto plot as a PNG (see :func:`pareto_figure`).
 
     Parameters
@@ -484,12 +491,14 @@ def plot_pareto(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
     path : str or os.PathLike
         Destination PNG, written atomically.
     title : str, optional
+    metric, metric_label : str
+        See :func:`pareto_figure`.
 
     Returns
     -------
     path : pathlib.Path
     """
-    return save_figure(pareto_figure(rows, title=title), path)
+    return save_figure(pareto_figure(rows, title=title, metric=metric, metric_label=metric_label), path)
 
 
 def tsne_figure(embedding: Any, labels: Any, class_names: Sequence[str], *, title: str | None = None) -> Figure:

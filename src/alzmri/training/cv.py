@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,71 @@ from alzmri.utils.io import atomic_write_json, atomic_write_text
 CV_FILE = "cv.json"
 #: Metrics summarised across folds (slice level and subject level).
 SUMMARY_METRICS = ("balanced_accuracy", "macro_f1", "roc_auc_ovr_macro", "quadratic_weighted_kappa", "accuracy")
+
+
+@dataclass
+class FoldSplits:
+    """The K splits of a cross-validation by subject (:func:`make_fold_splits`).
+
+    Attributes
+    ----------
+    splits : list of ndarray of shape (n_images,), dtype str
+        ``"train"``/``"val"``/``"test"``/``""`` (left out) per image, one array per fold.
+    groups : ndarray of shape (n_images,)
+        Subject (scan group) of every image.
+    groups_source : str
+    copy_of : ndarray or None
+        The original of each augmented copy (None without copies).
+    warnings : list of str
+        Warnings about the groups (unreliable recovered groups), already printed.
+    """
+
+    splits: list[np.ndarray]
+    groups: np.ndarray
+    groups_source: str
+    copy_of: np.ndarray | None
+    warnings: list[str]
+
+
+def make_fold_splits(cfg: TrainConfig, index, image_size: int) -> FoldSplits:
+    """The ``cfg.folds`` subject folds of a dataset, checked (every class in train and test).
+
+    The images are decoded (or read from the decode-once cache) at ``image_size`` to learn
+    which are readable; folds come from :func:`alzmri.data.splits.subject_folds` with
+    ``cfg.seed`` and validation share ``cfg.fractions[1]``; copies of validation/test brains
+    are left out unless ``cfg.keep_eval_copies``. Shared by ``alzmri train --folds`` and
+    ``alzmri compare --folds``, so both cut identical folds from identical settings.
+
+    Raises
+    ------
+    AlzmriError
+        Unreadable images (unless ``skip_unreadable``), more folds than subjects, a fold
+        without a class in train or test.
+    """
+    from alzmri.data.eval_copies import leave_out_eval_copies
+    from alzmri.data.subjects import resolve_subjects
+    from alzmri.data.tasks import get_task
+    from alzmri.training.train import _check_split, load_checked_images
+    from alzmri.utils.console import print_warning
+
+    task = get_task(cfg.task)
+    k = int(cfg.folds or 0)
+    cached = load_checked_images(cfg, index, image_size)
+    subjects = resolve_subjects(index, groups_file=cfg.groups)
+    groups, copy_of = subjects.group, subjects.copy_of
+    unreliable = [w for w in (subjects.warning(),) if w]
+    for w in unreliable:
+        print_warning(w)
+    readable = np.flatnonzero(cached.readable)
+    fold_splits = []
+    for sub in subject_folds(index.labels[readable], groups[readable], k, seed=cfg.seed, val_fraction=cfg.fractions[1]):
+        s = np.full(len(index), "", dtype=object)
+        s[readable] = sub
+        # a brain and its copies share a group, so they share a fold; copies of validation/test brains are left out
+        s = leave_out_eval_copies(s.astype(str), copy_of, keep=cfg.keep_eval_copies)
+        _check_split(s, task.map_labels(index.labels), f"{index.root} (fold {len(fold_splits) + 1} of {k})", task.class_names)
+        fold_splits.append(s)
+    return FoldSplits(fold_splits, groups, subjects.source, copy_of, unreliable)
 
 
 def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
@@ -74,12 +140,9 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
         from alzmri.training.brain_runs import train_brain_cv
 
         return train_brain_cv(cfg, progress=progress)
-    from alzmri.data.eval_copies import leave_out_eval_copies
-    from alzmri.data.subjects import resolve_subjects
     from alzmri.data.tasks import get_task
     from alzmri.models.ordinal import check_loss
-    from alzmri.training.train import _check_split, load_checked_images, resolve_data_dir, train
-    from alzmri.utils.console import print_warning
+    from alzmri.training.train import resolve_data_dir, train
 
     if cfg.resume:
         cfg = _resume_settings(cfg)
@@ -103,21 +166,8 @@ def train_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
         raise AlzmriError(f"{out}: output folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
 
     index = discover(data_dir)
-    cached = load_checked_images(cfg, index, image_size)
-    subjects = resolve_subjects(index, groups_file=cfg.groups)
-    groups, groups_source, copy_of = subjects.group, subjects.source, subjects.copy_of
-    unreliable = [w for w in (subjects.warning(),) if w]
-    for w in unreliable:
-        print_warning(w)
-    readable = np.flatnonzero(cached.readable)
-    fold_splits = []
-    for sub in subject_folds(index.labels[readable], groups[readable], k, seed=cfg.seed, val_fraction=cfg.fractions[1]):
-        s = np.full(len(index), "", dtype=object)
-        s[readable] = sub
-        # a brain and its copies share a group, so they share a fold; copies of validation/test brains are left out
-        s = leave_out_eval_copies(s.astype(str), copy_of, keep=cfg.keep_eval_copies)
-        _check_split(s, task.map_labels(index.labels), f"{index.root} (fold {len(fold_splits) + 1} of {k})", task.class_names)
-        fold_splits.append(s)
+    folds = make_fold_splits(cfg, index, image_size)
+    fold_splits, groups, groups_source, copy_of, unreliable = folds.splits, folds.groups, folds.groups_source, folds.copy_of, folds.warnings
 
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.resume:  # the settings, for --resume

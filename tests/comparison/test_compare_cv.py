@@ -1,0 +1,141 @@
+"""compare --folds K: two rows on real brains, same folds, pooled and per-fold metrics, paired statistics, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from alzmri.comparison import compare, load_compare_config
+from alzmri.errors import AlzmriError
+
+PER_CLASS_BRAINS = {0: 5, 1: 4, 2: 4, 3: 2}
+
+
+@pytest.fixture(scope="module")
+def brains(groups_6400, tmp_path_factory):
+    """15 real brains (5 / 4 / 4 / 2 per class), every 4th slice (8 per brain), with their true groups CSV."""
+    index, res = groups_6400
+    root = tmp_path_factory.mktemp("cvbrains") / "data"
+    rows = []
+    for label, n in PER_CLASS_BRAINS.items():
+        gids = sorted({int(g) for g, y in zip(res.group, index.labels) if y == label})[:n]
+        for g in gids:
+            members = np.flatnonzero(res.group == g)
+            members = members[np.argsort(res.position[members])][::4]
+            for pos, i in enumerate(members):
+                rec = index.records[i]
+                dest = root / Path(rec.path).parent.name / Path(rec.path).name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(index.root / rec.path, dest)
+                rows.append((f"{dest.parent.name}/{dest.name}", dest.parent.name, g, pos, "original", ""))
+    groups = root.parent / "groups.csv"
+    with open(groups, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "class", "group", "position", "kind", "copy_of"])
+        w.writerows(rows)
+    return root, groups
+
+
+def _config(tmp_path: Path, data: Path, groups: Path, **top) -> Path:
+    cfg = {
+        "data": str(data), "groups": str(groups), "out": str(tmp_path / "cmp"), "seed": 0, "task": "binary",
+        "split_strategy": "subject", "folds": 2, "title": "two rows, two folds",
+        "defaults": {"image_size": 32, "batch_size": 16, "precision": "32", "epochs": 4, "patience": 1, "augment": False},
+        "models": [
+            {"name": "altzcnn", "model": "altzcnn", "lr": 1.0e-3, "model_kwargs": {"init": "he"}},
+            {"name": "atrophy", "model": "baseline:atrophy"},
+        ],
+        **top,
+    }
+    path = tmp_path / "cmp.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def test_two_rows_two_folds_pooled_paired_report_and_resume(brains, tmp_path):
+    data, groups = brains
+    path = _config(tmp_path, data, groups)
+    lines: list[str] = []
+    out = compare(path, progress=False, isolate=False, echo=lines.append)
+    summary = json.loads((out / "comparison.json").read_text())
+    rows = {r["name"]: r for r in summary["rows"]}
+    assert list(rows) == ["altzcnn", "atrophy"]
+    n_brains = sum(PER_CLASS_BRAINS.values())
+
+    # same folds for both rows; every brain tested once per row
+    for name in rows:
+        with open(out / "runs" / name / "oof_brains.csv") as f:
+            oof = list(csv.DictReader(f))
+        assert len(oof) == n_brains and len({r["brain"] for r in oof}) == n_brains
+        assert sorted({r["fold"] for r in oof}) == ["0", "1"]
+        for i in range(2):
+            fold_manifest = (out / "runs" / name / f"fold-{i}" / "manifest.csv").read_text()
+            assert fold_manifest.splitlines()[1:] == (out / "folds" / f"fold-{i}.csv").read_text().splitlines()[1:]
+        assert len(rows[name]["per_fold"]) == 2
+        assert sum(f["n_test_brains"] for f in rows[name]["per_fold"]) == n_brains
+        assert rows[name]["pooled"]["n_brains"] == n_brains
+        assert rows[name]["pooled"]["ci"]["roc_auc"] is not None
+
+    # the pooled ROC-AUC is the one of the out-of-fold brains, recomputed here
+    from sklearn.metrics import roc_auc_score
+
+    for name in rows:
+        with open(out / "runs" / name / "oof_brains.csv") as f:
+            oof = list(csv.DictReader(f))
+        y = [r["class"] == "Demented" for r in oof]
+        p = [1 - float(r["p_NonDemented"]) for r in oof]  # P(demented), as alzmri scores it
+        assert rows[name]["pooled"]["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-6)
+
+    # paired statistics against the reference (the first row), a verdict and P(best) per row
+    res = summary["result"]
+    assert res["reference"] == "altzcnn" and res["metrics"] == ["roc_auc"]
+    paired = res["paired"]["roc_auc"]["rows"]
+    assert paired["altzcnn"]["verdict"] == "reference" and paired["altzcnn"]["difference"] == 0.0
+    assert paired["atrophy"]["verdict"] in ("better", "worse", "not distinguishable")
+    lo, hi = paired["atrophy"]["difference_ci"]
+    assert lo <= paired["atrophy"]["difference"] <= hi
+    assert (paired["atrophy"]["verdict"] == "not distinguishable") == (lo <= 0 <= hi)
+    assert paired["altzcnn"]["p_best"] + paired["atrophy"]["p_best"] == pytest.approx(1.0)
+
+    # the report: the sentence computed from those numbers, the forest plot, per-fold table, early-stopping epochs
+    report = (out / "report.md").read_text()
+    assert res["sentence"] in report and "reference row altzcnn" in res["sentence"]
+    verdict_words = "no row is distinguishable" if paired["atrophy"]["verdict"] == "not distinguishable" else f"atrophy is {paired['atrophy']['verdict']}"
+    assert verdict_words in res["sentence"]
+    assert (out / "figures" / "forest_roc_auc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "figures" / "pareto.png").is_file() and "## Per fold" in report
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    for f in rows["altzcnn"]["per_fold"]:  # early stopping: history.csv has the epochs run, stopping patience epochs after the best
+        hist = list(csv.DictReader(open(out / "runs" / "altzcnn" / f"fold-{f['fold']}" / "history.csv")))
+        assert len(hist) == f["epochs_run"]
+        assert f["epochs_run"] == 4 or f["epochs_run"] == f["best_epoch"] + 1
+        scores = [float(h["val_balanced_accuracy"]) for h in hist]
+        assert max(scores) == scores[f["best_epoch"] - 1]
+    assert f"{rows['altzcnn']['per_fold'][0]['epochs_run']} ({rows['altzcnn']['per_fold'][0]['best_epoch']})" in report
+
+    # a resumed comparison retrains nothing; a deleted fold is trained again, the other kept
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("model.safetensors")}
+    shutil.rmtree(out / "runs" / "altzcnn" / "fold-1")
+    lines.clear()
+    compare(path, progress=False, isolate=False, echo=lines.append)
+    assert any("atrophy" in line and "not retrained" in line for line in lines)
+    assert any("altzcnn" in line and "training 1 of 2 folds" in line for line in lines)
+    after = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("model.safetensors")}
+    assert all(after[p] == t for p, t in stamp.items() if "fold-1" not in str(p) or "atrophy" in str(p))
+    assert json.loads((out / "comparison.json").read_text())["result"]["reference"] == "altzcnn"
+
+
+def test_cv_config_errors(brains, tmp_path):
+    data, groups = brains
+    with pytest.raises(AlzmriError, match="reference 'nope' is not a row"):
+        load_compare_config(_config(tmp_path, data, groups, reference="nope"))
+    with pytest.raises(AlzmriError, match="split_strategy: subject"):
+        compare(load_compare_config(_config(tmp_path, data, groups, split_strategy="stratified")), progress=False, isolate=False, echo=None)
+    cfg = load_compare_config(_config(tmp_path, data, groups), folds=3)
+    assert cfg.folds == 3
