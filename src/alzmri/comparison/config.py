@@ -48,6 +48,8 @@ __all__ = ["CompareConfig", "ModelEntry", "load_compare_config"]
 #: Keys a row must not set: the shared split (top level) and what the comparison decides.
 SPLIT_KEYS = ("data", "split", "split_strategy", "groups", "fractions", "keep_eval_copies")
 ROW_FORBIDDEN = (*SPLIT_KEYS, "task", "out", "evaluate", "folds", "resume")
+#: Training keys of slice-level rows only: a ``defaults`` value is not given to brain-level rows and baselines.
+_SLICE_ONLY = ("augment", "balance_augment")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
 
 
@@ -174,6 +176,10 @@ class CompareConfig(BaseModel):
                 if key in ROW_FORBIDDEN:
                     raise AlzmriError(f"{where}: {_forbidden_hint(key)}")
             values = {**self.split_fields(), **self.defaults, **fields}
+            if str(values.get("model", "")).startswith("baseline:") or values.get("level") == "brain":
+                for key in _SLICE_ONLY:  # shared defaults of slice rows do not apply to brain-level rows and baselines
+                    if key not in fields:
+                        values.pop(key, None)
             values.update(split=self.manifest_path().resolve(), out=self.row_dir(entry.name).resolve(), evaluate=True, task=self.task)
             cfg = build_config(TrainConfig, values, where)
             try:

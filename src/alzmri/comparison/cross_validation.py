@@ -145,10 +145,14 @@ def _fold_record(i: int, run: Path, task) -> dict:
     pred = brain_predictions(run, task)
     bl = metrics.get("brain_level") or {}
     fns = metric_functions(task)
+    seconds = info.get("train_time_s")
+    brain_file = run / "brain.json"  # brain-level runs: frozen-encoder features computed (not read from the cache) count too
+    if seconds is not None and brain_file.is_file():
+        seconds = round(seconds + float(json.loads(brain_file.read_text(encoding="utf-8")).get("feature_seconds") or 0.0), 2)
     rec = {
         "fold": i,
         "run": run,
-        "train_time_s": info.get("train_time_s"),
+        "train_time_s": seconds,
         "peak_memory_mb": info.get("peak_memory_mb"),
         "epochs_run": info.get("epochs_run"),
         "best_epoch": info.get("best_epoch"),

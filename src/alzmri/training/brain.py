@@ -155,6 +155,31 @@ def build_brain_model(cfg: TrainConfig, task: Task, image_size: int, *, with_enc
     return model, enc
 
 
+def _slice_positions(index, subjects, cfg: TrainConfig, manifest) -> np.ndarray:
+    """Each slice's position in its brain (-1 unknown).
+
+    A manifest (``--split``, the folds of ``alzmri compare --folds``) stores groups but not
+    positions: when its groups are the brains recovered from the pixels, their recovered
+    positions are used. Without positions the slices would be ordered by file name, and the
+    Kaggle release numbers its files differently per class: position-binned features (the
+    atrophy baseline, ``--slice-position``) could then read the class from the file order.
+    """
+    from alzmri.data.subjects import resolve_subjects
+    from alzmri.utils.console import print_warning
+
+    position = np.asarray(subjects.result.position)
+    if manifest is None or cfg.groups is not None or (position >= 0).any():
+        return position
+    recovered = resolve_subjects(index)
+    a, b = subjects.group, recovered.group
+    pairs = set(zip(a.tolist(), b.tolist()))
+    if len(pairs) == len(set(a.tolist())) == len(set(b.tolist())):  # the same partition into brains
+        return np.asarray(recovered.result.position)
+    print_warning(f"{cfg.split}: its groups are not the brains recovered from the pixels, and it stores no slice positions: "
+                  "brains' slices are ordered by file name (give positions in a groups CSV, --groups)")
+    return position
+
+
 def load_brain_data(cfg: TrainConfig, *, image_size: int, manifest=None) -> BrainData:
     """Decode the slices, find the brains and order their slices.
 
@@ -172,7 +197,8 @@ def load_brain_data(cfg: TrainConfig, *, image_size: int, manifest=None) -> Brai
     index = discover(resolve_data_dir(cfg.data))
     cached = load_checked_images(index, image_size, skip_unreadable=cfg.skip_unreadable)
     subjects = resolve_subjects(index, groups_file=cfg.groups, manifest=manifest)
-    bags = make_bags(index.labels, subjects.group, position=subjects.result.position, copy_of=subjects.copy_of, readable=cached.readable,
+    position = _slice_positions(index, subjects, cfg, manifest)
+    bags = make_bags(index.labels, subjects.group, position=position, copy_of=subjects.copy_of, readable=cached.readable,
                      where=str(cfg.groups) if cfg.groups is not None else str(index.root), paths=[r.path for r in index.records])
     if len(bags) == 0:
         raise AlzmriError(f"{index.root}: no readable slices; a brain needs at least one readable slice")
