@@ -37,6 +37,10 @@ class TrainConfig(BaseModel):
         True, description="level brain: the slice encoder stays frozen (its features are computed once and cached on disk) or is fine-tuned with the head"
     )
     patience: int | None = Field(None, ge=1, description="early stopping: stop after this many epochs without a better validation score (default: train all epochs)")
+    min_epochs: int | None = Field(None, ge=1, description="early stopping never stops a slice-level run before this many epochs (default: no minimum)")
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="slice level, cross_entropy: 'balanced' weights each class by n / (K x n_class) of the training slices (scikit-learn's rule), so a model cannot sit at the majority class"
+    )
     data: Path | None = Field(None, description="dataset folder; default: the downloaded 6,400-image set")
     out: Path | None = Field(None, description="run folder to create")
     epochs: int = Field(20, gt=0)

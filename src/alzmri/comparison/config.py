@@ -49,7 +49,7 @@ __all__ = ["CompareConfig", "ModelEntry", "load_compare_config"]
 SPLIT_KEYS = ("data", "split", "split_strategy", "groups", "fractions", "keep_eval_copies")
 ROW_FORBIDDEN = (*SPLIT_KEYS, "task", "out", "evaluate", "folds", "resume")
 #: Training keys of slice-level rows only: a ``defaults`` value is not given to brain-level rows and baselines.
-_SLICE_ONLY = ("augment", "balance_augment")
+_SLICE_ONLY = ("augment", "balance_augment", "class_weight", "min_epochs")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
 
 

@@ -168,14 +168,14 @@ def _slice_positions(index, subjects, cfg: TrainConfig, manifest) -> np.ndarray:
     from alzmri.utils.console import print_warning
 
     position = np.asarray(subjects.result.position)
-    if manifest is None or cfg.groups is not None or (position >= 0).any():
+    if manifest is None or (position >= 0).any():
         return position
-    recovered = resolve_subjects(index)
-    a, b = subjects.group, recovered.group
+    known = resolve_subjects(index, groups_file=cfg.groups)  # the groups CSV's positions, else the recovered ones
+    a, b = subjects.group, known.group
     pairs = set(zip(a.tolist(), b.tolist()))
-    if len(pairs) == len(set(a.tolist())) == len(set(b.tolist())):  # the same partition into brains
-        return np.asarray(recovered.result.position)
-    print_warning(f"{cfg.split}: its groups are not the brains recovered from the pixels, and it stores no slice positions: "
+    if len(pairs) == len(set(a.tolist())) == len(set(b.tolist())) and (np.asarray(known.result.position) >= 0).any():
+        return np.asarray(known.result.position)  # the same partition into brains
+    print_warning(f"{cfg.split}: stores no slice positions and its groups are not brains with known positions ({known.source}): "
                   "brains' slices are ordered by file name (give positions in a groups CSV, --groups)")
     return position
 
@@ -228,9 +228,9 @@ def _dataset(data: BrainData, which: np.ndarray, *, images: bool, labels: np.nda
 
 
 def _class_weights(y: np.ndarray, k: int) -> torch.Tensor:
-    counts = np.bincount(y, minlength=k).astype(np.float64)
-    w = np.where(counts > 0, len(y) / (k * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(w, dtype=torch.float32)
+    from alzmri.training.module import balanced_class_weights
+
+    return balanced_class_weights(y, k)
 
 
 def _quiet() -> None:

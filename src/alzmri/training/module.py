@@ -10,6 +10,26 @@ from sklearn.metrics import balanced_accuracy_score
 from torch import Tensor, nn
 
 
+def balanced_class_weights(y, num_classes: int) -> Tensor:
+    """Class weights ``n / (K x n_c)`` of labels ``y``: scikit-learn's ``class_weight="balanced"`` rule.
+
+    Parameters
+    ----------
+    y : array-like of int, shape (n_samples,)
+        Training labels in ``0 .. num_classes - 1``.
+    num_classes : int
+        K.
+
+    Returns
+    -------
+    float32 tensor of shape (num_classes,)
+        A class absent from ``y`` gets weight 0 (it contributes no term to the loss).
+    """
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
 def prepare_batch(x: Tensor, *, mean: float, std: float, in_chans: int, augment: nn.Module | None = None) -> Tensor:
     """uint8 slices to normalised float model input.
 
@@ -63,6 +83,8 @@ class SliceClassifier(L.LightningModule):
     loss : {"cross_entropy", "ordinal"}, default="cross_entropy"
         ``ordinal``: dlordinal's ``CORNLoss`` on the conditional logits recovered from the
         model's log probabilities (:func:`alzmri.models.ordinal.corn_logits_from_log_probs`).
+    class_weights : float tensor of shape (num_classes,), optional
+        Weights of the cross-entropy per class (``class_weight: balanced``); default equal.
     features : bool, default=False
         Batches are the frozen backbone's pooled features, float32 (batch, D), not uint8
         slices: training and validation compute ``model.head(model.drop(features))``
@@ -74,13 +96,18 @@ class SliceClassifier(L.LightningModule):
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 3e-4, weight_decay: float = 0.0, mean: float = 0.5, std: float = 0.5, in_chans: int = 1,
-                 augment: nn.Module | None = None, channels_last: bool | None = None, loss: str = "cross_entropy", features: bool = False):
+                 augment: nn.Module | None = None, channels_last: bool | None = None, loss: str = "cross_entropy", features: bool = False,
+                 class_weights: Tensor | None = None):
         super().__init__()
         if loss not in ("cross_entropy", "ordinal"):
             raise ValueError(f"The 'loss' parameter of SliceClassifier must be 'cross_entropy' or 'ordinal'. Got {loss!r} instead.")
+        if class_weights is not None and loss != "cross_entropy":
+            raise ValueError("The 'class_weights' parameter of SliceClassifier applies to loss='cross_entropy' only. Got loss='ordinal' instead.")
         self.model = model
         self.augment = augment
-        self.save_hyperparameters(ignore=["model", "augment"])
+        self.save_hyperparameters(ignore=["model", "augment", "class_weights"])
+        # not persistent: recomputed from the training labels, so checkpoints keep their layout
+        self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32), persistent=False)
         self._val_preds: list[Tensor] = []
         self._val_true: list[Tensor] = []
         self._memory_format = torch.contiguous_format
@@ -115,7 +142,8 @@ class SliceClassifier(L.LightningModule):
             from alzmri.models.ordinal import corn_logits_from_log_probs
 
             return CORNLoss(num_classes=out.shape[1])(corn_logits_from_log_probs(out), y)
-        return F.cross_entropy(out, y)
+        w = self.class_weights
+        return F.cross_entropy(out, y, weight=None if w is None else w.to(out.dtype))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch

@@ -30,7 +30,7 @@ from alzmri.models.ordinal import check_loss, head_classes, make_ordinal
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
 from alzmri.training.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
 from alzmri.training.frozen import describe_features, feature_record, frozen_features, image_path_reason
-from alzmri.training.module import SliceClassifier
+from alzmri.training.module import SliceClassifier, balanced_class_weights
 from alzmri.training.reliability import (
     AtomicCheckpointIO,
     ResumePlan,
@@ -214,6 +214,8 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     _quiet_lightning()
     task = get_task(cfg.task)
     check_loss(task, cfg.loss)
+    if cfg.class_weight != "none" and cfg.loss != "cross_entropy":
+        raise AlzmriError(f"class_weight: {cfg.class_weight} applies to loss cross_entropy; CORN (loss: ordinal) takes no class weights: drop one of them")
     data_dir = resolve_data_dir(cfg.data)
     spec = get_spec(cfg.model)
     image_size = cfg.image_size or spec.image_size
@@ -296,6 +298,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         augment=notebook_augmentation() if cfg.augment else None,
         loss=cfg.loss,
         features=feats is not None,
+        class_weights=balanced_class_weights(labels[fit_splits == "train"], task.num_classes) if cfg.class_weight == "balanced" else None,
     )
     dm = SliceDataModule(feats.features if feats is not None else images, labels, fit_splits, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
     ckpt = RunCheckpoint(
@@ -314,6 +317,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         callbacks.append(RichProgressBar(leave=True))
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
+        min_epochs=min(cfg.min_epochs, cfg.epochs) if cfg.min_epochs else None,
         **layout.trainer_kwargs(),
         precision=precision,
         logger=False,  # history.csv comes from RunState (continued, not duplicated, on resume)
