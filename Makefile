@@ -1,5 +1,5 @@
 # Commands that do all set-up on a fresh machine (each creates .venv on first use):
-#   make compare DATA=path/to/dataset   the main job: every model of configs/cpu.yaml on one split, report.html
+#   make compare DATA=path/to/dataset   the main job: every row of configs/cpu.yaml, 5-fold cross-validated by brain, report.html
 #   make run DATA=path/to/dataset       train + evaluate AltzCNN alone
 #   make test                           run the test suite
 PYTHON ?= python3

@@ -437,12 +437,20 @@ def compare_cmd(
     )
     folder = compare(cfg, progress=progress, echo=lambda line: out.print(line, markup=False, highlight=False), source=str(config))
     summary = json.loads((folder / "comparison.json").read_text())
-    if cfg.folds is not None:  # cross-validated: the verdicts, then the table file
+    if cfg.folds is not None:  # cross-validated: one line per row, the first headline metric's verdicts
         from alzmri.reporting.cv_report import cv_table
 
         headers, cells = cv_table(summary["rows"], summary["result"])
-    else:
-        headers, cells = format_table(summary["rows"])
+        keep = [0, 2, 3, 4] + [i for i, h in enumerate(headers) if h.startswith(("P(best)", "training time"))]
+        t = Table(title=cfg.title)
+        for i in keep:
+            t.add_column(headers[i], justify="left" if i == 0 else "right", overflow="fold")
+        for row in cells:
+            t.add_row(*(row[i] for i in keep))
+        out.print(t)
+        out.print(f"report: {folder / 'report.html'} (and report.md; every metric and fold in table.csv)")
+        return
+    headers, cells = format_table(summary["rows"])
     # one column per model, one row per measure: readable in 80 columns
     t = Table(title=cfg.title)
     t.add_column(headers[0], overflow="fold")

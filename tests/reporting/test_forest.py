@@ -47,7 +47,7 @@ def test_two_panels_one_interval_per_row_and_the_zero_line():
     for p in ("P(best) = 0.10", "P(best) = 0.80"):
         assert p in texts
     assert "better" in texts and "not distinguishable" in texts
-    assert "95 % interval" in left.get_xlabel() and "vs cnn" in right.get_xlabel()
+    assert "95 % interval" in left.get_xlabel() and "minus cnn" in right.get_xlabel()
     assert "40 brains" in fig._suptitle.get_text()
 
 

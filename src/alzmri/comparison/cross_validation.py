@@ -272,8 +272,8 @@ def _write_outputs(config: CompareConfig, rows: list[dict], result: dict, task, 
         m0 = metrics[0]
         points = [{"name": r["name"], "train_time_s": r.get("train_time_s"), "size_mb": r.get("size_mb"),
                    m0: result["paired"][m0]["rows"][r["name"]]["estimate"]} for r in rows]
-        figures["pareto"] = plot_pareto(points, fig_dir / "pareto.png", metric=m0,
-                                        metric_label=f"{HEADLINE_LABELS.get(m0, m0)}, {folds}-fold CV out of fold")
+        figures["pareto"] = plot_pareto(points, fig_dir / "pareto.png", metric=m0, metric_label=f"{HEADLINE_LABELS.get(m0, m0)} ({folds}-fold CV)",
+                                        title=f"{HEADLINE_LABELS.get(m0, m0)} against training time of all folds (marker area ∝ size)")
     task_block = {"name": task.name, "class_names": list(task.class_names), "ordinal": task.ordinal}
     atomic_write_json(out / "comparison.json", {
         "title": config.title, "task": task_block, "folds": folds, "split": {"strategy": "subject-cv", "folds_dir": FOLDS_DIR,

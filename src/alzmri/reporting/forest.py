@@ -118,8 +118,8 @@ def forest_figure(result: Mapping[str, Any], *, metric_label: str, title: str | 
     ax_est.set_yticklabels([f"{name} (reference)" if name == reference else name for name in names])
     ax_est.set_ylim(n - 0.5, -0.5)  # first row on top (shared with the right panel)
     ax_diff.tick_params(axis="y", labelleft=False)
-    ax_est.set_xlabel(f"{metric_label} ({level})")
-    ax_diff.set_xlabel(f"difference in {metric_label} vs {reference} (paired {level})")
+    ax_est.set_xlabel(f"{metric_label}\n({level})")
+    ax_diff.set_xlabel(f"minus {reference}\n(paired {level})")
     ax_est.set_title("estimate", fontsize=10)
     ax_diff.set_title("paired difference to the reference", fontsize=10)
     for ax in (ax_est, ax_diff):
