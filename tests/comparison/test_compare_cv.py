@@ -176,3 +176,24 @@ def test_shared_slice_defaults_skip_baselines_and_brain_rows(brains, tmp_path):
     cfg = load_compare_config(_config(tmp_path, data, groups, defaults={"augment": True, "image_size": 32}))
     aug = {e.name: c.augment for e, c in cfg.train_configs()}
     assert aug == {"altzcnn": True, "atrophy": False}
+
+
+def test_cli_folds_option_with_baselines(brains, tmp_path, capsys):
+    """alzmri compare --folds K from the command line: the file's one split becomes K brain folds; rows in worker processes."""
+    from alzmri.cli import main
+
+    data, groups = brains
+    path = _config(tmp_path, data, groups, folds=None, task="4class", reference="pixels",
+                   models=[{"name": "atrophy", "model": "baseline:atrophy"}, {"name": "pixels", "model": "baseline:pixels"}])
+    assert main(["compare", "--config", str(path), "--folds", "3", "--no-progress"]) == 0
+    out = tmp_path / "cmp"
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["folds"] == 3 and sorted(p.name for p in (out / "folds").iterdir()) == ["fold-0.csv", "fold-1.csv", "fold-2.csv"]
+    res = summary["result"]
+    assert res["reference"] == "pixels" and res["metrics"] == ["balanced_accuracy", "quadratic_weighted_kappa"]
+    assert res["paired"]["balanced_accuracy"]["rows"]["pixels"]["verdict"] == "reference"
+    printed = capsys.readouterr().out
+    assert "atrophy" in printed and "P(best)" in printed
+    assert main(["compare", "--config", str(path), "--folds", "2", "--no-progress"]) == 2  # same folder, other folds: one line, nothing moved
+    assert "split with other settings" in capsys.readouterr().err
+    assert len(list((out / "runs" / "atrophy").glob("fold-*"))) == 3

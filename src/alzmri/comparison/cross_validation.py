@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alzmri.comparison.compare import _check_rows, _move_aside, _read_summary, _say, _split_settings, row_state, summarize_row, train_rows
+from alzmri.comparison.rows import _check_rows, _move_aside, _say, _split_settings, row_state, train_rows
+from alzmri.comparison.summary import _read_summary, summarize_row
 from alzmri.comparison.config import CompareConfig, ModelEntry
 from alzmri.comparison.cv_summary import headline_metrics, paired_statistics, result_sentence
 from alzmri.config import TrainConfig, dump_config

@@ -14,9 +14,10 @@ checkpoints and everything read from the run folder are the same as a run from i
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from alzmri.training.features import FeatureCache, slice_features
+from alzmri.training.module import head_forward  # noqa: F401 (public here too: the head's forward on features)
 
 __all__ = ["describe_features", "feature_record", "frozen_features", "head_forward", "head_only", "image_path_reason", "use_cached_features"]
 
@@ -76,18 +77,6 @@ def image_path_reason(cfg, model: nn.Module) -> str:
 def use_cached_features(cfg, model: nn.Module) -> bool:
     """True when the run trains its head on cached features (:func:`image_path_reason` is empty)."""
     return not image_path_reason(cfg, model)
-
-
-def head_forward(model: nn.Module, features: Tensor) -> Tensor:
-    """The model's output from its backbone's pooled ``features`` (batch, D): ``head(drop(features))``.
-
-    For an ordinal model, the K-1 CORN logits become K log class probabilities, as its
-    forward hook does.
-    """
-    from alzmri.models.ordinal import corn_log_probs, is_ordinal
-
-    out = model.head(model.drop(features))
-    return corn_log_probs(out) if is_ordinal(model) else out
 
 
 def frozen_features(cfg, model: nn.Module, images, *, content_hash: str, precision: str) -> FeatureCache | None:

@@ -10,6 +10,18 @@ from sklearn.metrics import balanced_accuracy_score
 from torch import Tensor, nn
 
 
+def head_forward(model: nn.Module, features: Tensor) -> Tensor:
+    """The model's output from its backbone's pooled ``features`` (batch, D): ``head(drop(features))``.
+
+    For an ordinal model, the K-1 CORN logits become K log class probabilities, as its
+    forward hook does.
+    """
+    from alzmri.models.ordinal import corn_log_probs, is_ordinal
+
+    out = model.head(model.drop(features))
+    return corn_log_probs(out) if is_ordinal(model) else out
+
+
 def balanced_class_weights(y, num_classes: int) -> Tensor:
     """Class weights ``n / (K x n_c)`` of labels ``y``: scikit-learn's ``class_weight="balanced"`` rule.
 
@@ -88,7 +100,7 @@ class SliceClassifier(L.LightningModule):
     features : bool, default=False
         Batches are the frozen backbone's pooled features, float32 (batch, D), not uint8
         slices: training and validation compute ``model.head(model.drop(features))``
-        (:func:`alzmri.training.frozen.head_forward`). ``model`` is still the whole
+        (:func:`head_forward`). ``model`` is still the whole
         network, so checkpoints and saved weights are those of a run from images.
 
     Logged per epoch: ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
@@ -129,8 +141,6 @@ class SliceClassifier(L.LightningModule):
     def _logits(self, x: Tensor) -> Tensor:
         """The model's output for a training or validation batch (images, or features with ``features``)."""
         if self.hparams.get("features"):
-            from alzmri.training.frozen import head_forward
-
             return head_forward(self.model, x)
         return self.model(x)
 
