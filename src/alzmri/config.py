@@ -99,6 +99,14 @@ class TrainConfig(BaseModel):
             raise ValueError(f"{', '.join(given)}: brain-level settings; they apply to brain-level models only: add level: brain (--level brain) or drop them")
         return self
 
+    @model_validator(mode="after")
+    def _convergence_settings_agree(self) -> "TrainConfig":
+        if self.class_weight != "none" and self.loss != "cross_entropy":
+            raise ValueError(f"class_weight: {self.class_weight} applies to loss cross_entropy; CORN (loss: ordinal) takes no class weights: drop one of them")
+        if self.min_epochs is not None and self.min_epochs > self.epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) is more than epochs ({self.epochs}), the most a run trains: lower min_epochs or raise epochs")
+        return self
+
     @field_validator("fractions")
     @classmethod
     def _fractions_sum(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:

@@ -196,4 +196,31 @@ def test_cli_folds_option_with_baselines(brains, tmp_path, capsys):
     assert "atrophy" in printed and "P(best)" in printed
     assert main(["compare", "--config", str(path), "--folds", "2", "--no-progress"]) == 2  # same folder, other folds: one line, nothing moved
     assert "split with other settings" in capsys.readouterr().err
-    assert len(list((out / "runs" / "atrophy").glob("fold-*"))) == 3
+    assert main(["compare", "--config", str(path), "--no-progress"]) == 2  # a one-split run into the cross-validated folder
+    assert "folds: 3" in capsys.readouterr().err
+    assert len(list((out / "runs" / "atrophy").glob("fold-*"))) == 3 and not (out / "manifest.csv").exists()
+
+
+def test_one_split_comparison_takes_brain_level_and_baseline_rows(brains, tmp_path):
+    """Without folds, a brain-level row and a baseline sit in the one-split table with their brain-level metrics."""
+    data, groups = brains
+    path = _config(tmp_path, data, groups, folds=None, task="binary", fractions=[0.5, 0.2, 0.3],
+                   models=[{"name": "atrophy", "model": "baseline:atrophy"},
+                           {"name": "brain-mean", "model": "efficientnet_lite0", "level": "brain", "frozen_encoder": True, "pooling": "mean",
+                            "epochs": 3, "model_kwargs": {"weights": "imagenet"}}])
+    out = compare(path, progress=False, isolate=False, echo=None)
+    rows = {r["name"]: r for r in json.loads((out / "comparison.json").read_text())["rows"]}
+    assert rows["atrophy"]["level"] == "baseline" and rows["brain-mean"]["level"] == "brain"
+    for r in rows.values():
+        assert r["brain_level"]["roc_auc"] is not None and r["flops_per_image"] is None
+    assert "brain ROC-AUC" in (out / "report.md").read_text()
+
+
+def test_convergence_settings_checked_before_anything_trains(brains, tmp_path):
+    data, groups = brains
+    bad = _config(tmp_path, data, groups, models=[{"name": "altz", "model": "altzcnn", "loss": "ordinal", "class_weight": "balanced"}])
+    with pytest.raises(AlzmriError, match="models\\[0\\] 'altz'.*CORN"):
+        load_compare_config(bad)
+    with pytest.raises(AlzmriError, match="min_epochs \\(9\\) is more than epochs \\(4\\)"):
+        load_compare_config(_config(tmp_path, data, groups, models=[{"name": "altz", "model": "altzcnn", "min_epochs": 9}]))
+    assert not (tmp_path / "cmp").exists()

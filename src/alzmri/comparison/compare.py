@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from alzmri.comparison.config import CompareConfig, load_compare_config
-from alzmri.comparison.rows import _check_rows, _move_aside, _say, _split_settings, _train_row, row_state, train_rows
+from alzmri.comparison.rows import _check_rows, _check_split_settings, _move_aside, _say, _split_settings, _train_row, row_state, train_rows
 from alzmri.comparison.summary import _METRIC_KEYS, TABLE_KEYS, _read_summary, summarize_row
 from alzmri.config import TrainConfig, dump_config
 from alzmri.errors import AlzmriError, RunInterrupted
@@ -62,15 +61,7 @@ def _prepare_manifest(cfg: CompareConfig, source: str, echo: Callable[[str], Non
     settings = _split_settings(cfg, data_root)
     manifest = cfg.manifest_path()
     settings_file = out / "split.json"
-    saved = json.loads(settings_file.read_text()) if settings_file.is_file() else None
-    if manifest.is_file() and saved is not None:
-        saved_settings = {k: v for k, v in saved.items() if k != "warnings"}
-        if saved_settings != settings:
-            diff = [k for k in {**saved_settings, **settings} if saved_settings.get(k) != settings.get(k)]
-            raise AlzmriError(
-                f"{out}: this comparison folder was split with other settings ({', '.join(f'{k}: {saved_settings.get(k)!r}' for k in diff)}); "
-                f"{source} now asks for {', '.join(f'{k}: {settings.get(k)!r}' for k in diff)}. Choose another out, or restore the settings"
-            )
+    saved = _check_split_settings(out, settings, source)
     index = discover(data_root)
     warns = list((saved or {}).get("warnings", [])) if manifest.is_file() else []
     if not manifest.is_file():
@@ -93,10 +84,13 @@ def _read_predictions(row_dir: Path, class_names: list[str]) -> tuple[np.ndarray
     if not path.is_file():
         return None
     with path.open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if r.get("split", "test") == "test"]  # brain-level runs list validation brains too
     if not rows:
         return None
-    y = np.array([class_names.index(r["class"]) for r in rows])
+    from alzmri.data.tasks import get_task
+
+    task = next((t for t in ("4class", "3class", "binary") if list(get_task(t).class_names) == list(class_names)), "4class")
+    y = np.array([get_task(task).label_of(r["class"]) for r in rows])  # a slice run's "class" is the folder's: the task's label
     p = np.array([[float(r[f"p_{c}"]) for c in class_names] for r in rows])
     return y, p
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alzmri.comparison.rows import _check_rows, _move_aside, _say, _split_settings, row_state, train_rows
+from alzmri.comparison.rows import _check_rows, _check_split_settings, _move_aside, _say, _split_settings, row_state, train_rows
 from alzmri.comparison.summary import _read_summary, summarize_row
 from alzmri.comparison.config import CompareConfig, ModelEntry
 from alzmri.comparison.cv_summary import headline_metrics, paired_statistics, result_sentence
@@ -61,15 +61,7 @@ def _prepare_folds(config: CompareConfig, k: int, image_size: int, source: str, 
     data_root = resolve_data_dir(config.data)
     settings = {**_split_settings(config, data_root), "folds": k, "task": config.task}
     settings_file = out / "split.json"
-    saved = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.is_file() else None
-    if saved is not None:
-        saved_settings = {key: v for key, v in saved.items() if key != "warnings"}
-        if saved_settings != settings:
-            diff = [key for key in {**saved_settings, **settings} if saved_settings.get(key) != settings.get(key)]
-            raise AlzmriError(
-                f"{out}: this comparison folder was split with other settings ({', '.join(f'{key}: {saved_settings.get(key)!r}' for key in diff)}); "
-                f"{source} now asks for {', '.join(f'{key}: {settings.get(key)!r}' for key in diff)}. Choose another out, or restore the settings"
-            )
+    saved = _check_split_settings(out, settings, source)
     index = discover(data_root)
     split_cfg = TrainConfig(**config.split_fields(), folds=k, task=config.task)
     folds = make_fold_splits(split_cfg, index, image_size)
@@ -210,6 +202,8 @@ def _row_summary(entry: ModelEntry, cfg: TrainConfig, row_dir: Path, folds: list
         "image_size": info.get("image_size"),
         "epochs": cfg.epochs,
         "patience": cfg.patience,
+        "min_epochs": cfg.min_epochs,
+        "class_weight": cfg.class_weight,
         "lr": cfg.lr,
         "batch_size": cfg.batch_size,
         "augment": cfg.augment,
@@ -327,9 +321,9 @@ def compare_cv(
     from alzmri.models import get_spec
 
     if config.split is not None:
-        raise AlzmriError(f"{source}: --folds makes its own folds by brain; drop 'split' (or drop --folds to reuse the manifest)")
+        raise AlzmriError(f"{source}: folds (--folds) makes its own folds by brain; drop 'split' (or drop folds to reuse the manifest)")
     if config.split_strategy != "subject":
-        raise AlzmriError(f"{source}: --folds is cross-validation by brain; it needs split_strategy: subject, got {config.split_strategy!r}")
+        raise AlzmriError(f"{source}: folds (--folds) is cross-validation by brain; it needs split_strategy: subject, got {config.split_strategy!r}")
     rows = config.train_configs(source)
     task = get_task(config.task)
     names = [e.name for e, _ in rows]
@@ -404,6 +398,8 @@ def compare_cv(
         summaries.append(_row_summary(entry, cfg, row_dir, recs, task, first))
 
     result = paired_statistics(summaries, task, reference=reference if reference not in failed_names else None)
+    if reference in failed_names and summaries:  # said first, so that no reader takes the stand-in for the configured reference
+        warns = [f"the reference row {reference} failed; the rows are compared with {result['reference']} instead", *warns]
     split_warnings = list(warns) + [f"{w} (fold{'s' if len(f) > 1 else ''} {', '.join(str(i) for i in sorted(f))})"
                                     for w, f in fold_warnings.items()]
     result["sentence"] = result_sentence(summaries, result, task, folds=folds)

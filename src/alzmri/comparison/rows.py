@@ -125,6 +125,30 @@ def _split_settings(cfg: CompareConfig, data_root: Path) -> dict:
     return settings
 
 
+def _check_split_settings(out: Path, settings: dict, source: str) -> dict | None:
+    """The saved ``OUT/split.json`` (None when there is none), after checking it asks for ``settings``.
+
+    A one-split comparison and a cross-validated one (whose settings hold ``folds``) never
+    share a folder.
+
+    Raises
+    ------
+    AlzmriError
+        The folder was split with other settings (names each differing setting and the fix).
+    """
+    settings_file = out / "split.json"
+    saved = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.is_file() else None
+    if saved is not None:
+        saved_settings = {k: v for k, v in saved.items() if k != "warnings"}
+        if saved_settings != settings:
+            diff = [k for k in {**saved_settings, **settings} if saved_settings.get(k) != settings.get(k)]
+            raise AlzmriError(
+                f"{out}: this comparison folder was split with other settings ({', '.join(f'{k}: {saved_settings.get(k)!r}' for k in diff)}); "
+                f"{source} now asks for {', '.join(f'{k}: {settings.get(k)!r}' for k in diff)}. Choose another out, or restore the settings"
+            )
+    return saved
+
+
 def _check_rows(rows, config: CompareConfig, source: str) -> None:
     """Refuse a row whose model options or weights cannot work before any row trains
     (:func:`alzmri.models.registry.check_model_options`); finished rows are not checked."""

@@ -94,6 +94,9 @@ def summarize_row(
 
     row_dir = Path(row_dir)
     out_dir = Path(out_dir)
+    run_info = json.loads((row_dir / "run.json").read_text(encoding="utf-8"))
+    if run_info.get("level") == "brain" or str(run_info.get("model", "")).startswith("baseline:"):
+        return _brain_row_summary(entry, cfg, row_dir, out_dir, run_info)
     model, info = load_model(row_dir)
     metrics = json.loads((row_dir / "metrics.json").read_text(encoding="utf-8"))
     shape = (info.in_chans, info.image_size, info.image_size)
@@ -213,3 +216,29 @@ def _intervals(block: Any) -> dict[str, list[float]]:
     if not isinstance(block, dict):
         return {}
     return {k: list(block[k]) for k in _METRIC_KEYS if isinstance(block.get(k), (list, tuple)) and len(block[k]) == 2}
+
+
+def _brain_row_summary(entry: ModelEntry, cfg: TrainConfig, row_dir: Path, out_dir: Path, info: dict) -> dict:
+    """The summary of a brain-level or baseline row: one prediction per brain, so no slice metrics, FLOPs per
+    slice, inference time per slice or t-SNE of slices; its brain-level metrics come from ``metrics.json``."""
+    metrics = json.loads((row_dir / "metrics.json").read_text(encoding="utf-8"))
+    bl = metrics.get("brain_level") or {}
+    curves = row_dir / "training_curves.png"
+    summary: dict[str, Any] = {
+        "summary_version": SUMMARY_VERSION, "name": entry.name, "model": info.get("model"), "model_kwargs": dict(info.get("model_kwargs") or {}),
+        "task": info.get("task"), "loss": info.get("loss"), "level": "baseline" if str(info.get("model", "")).startswith("baseline:") else "brain",
+        "note": entry.note, "parameters": info.get("parameters"), "trainable_parameters": info.get("trainable_parameters"), "size_mb": info.get("size_mb"),
+        "flops_per_image": None, "train_time_s": info.get("train_time_s"), "peak_memory_mb": info.get("peak_memory_mb"), "train_images_per_s": None,
+        "inference_ms_per_image": None, **{k: None for k in _METRIC_KEYS},
+        "brain_level": {**{k: v for k, v in bl.items() if v is None or isinstance(v, (int, float, str))}, "ci": dict(bl.get("ci") or {})},
+        "n_test": metrics.get("n_samples"), "n_test_subjects": bl.get("n_brains"), "split_counts": dict(info.get("split_counts") or {}),
+        "image_size": info.get("image_size"), "in_chans": info.get("in_chans"), "epochs": cfg.epochs, "epochs_run": info.get("epochs_run"),
+        "best_epoch": info.get("best_epoch"), "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "augment": cfg.augment,
+        "precision": info.get("precision"), "device": info.get("device"), "inference_device": None,
+        "run_dir": row_dir.resolve().relative_to(out_dir.resolve()).as_posix() if row_dir.resolve().is_relative_to(out_dir.resolve()) else str(row_dir),
+        "figures": {"training_curves": (curves.resolve().relative_to(out_dir.resolve()).as_posix()
+                                        if curves.is_file() and curves.resolve().is_relative_to(out_dir.resolve()) else None),
+                    "confusion_matrix": None, "roc_curves": None, "tsne": None},
+    }
+    atomic_write_json(row_dir / "summary.json", summary)
+    return summary

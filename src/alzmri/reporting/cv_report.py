@@ -179,10 +179,14 @@ def write_cv_report(
     md += ["## Per fold", "", "Each fold's own test brains (about 1/K of them: wide intervals, shown without them).", "", *_md_table(fh, fc)]
     for r in rows:
         md += [f"## {r['name']}", ""]
-        settings = [("model", r.get("model")), ("options", r.get("model_kwargs") or None), ("level", r.get("level")), ("loss", r.get("loss")),
-                    ("image size", r.get("image_size")), ("max epochs", r.get("epochs")), ("patience", r.get("patience")), ("lr", r.get("lr")),
-                    ("batch size", r.get("batch_size")), ("augmentation", r.get("augment")), ("precision", r.get("precision")),
-                    ("frozen-backbone features", r.get("feature_cache") if (r.get("feature_cache") or {}).get("used") else None), ("note", r.get("note") or None)]
+        settings = [("model", r.get("model")), ("options", r.get("model_kwargs") or None), ("level", r.get("level")), ("image size", r.get("image_size"))]
+        if r.get("level") != "baseline":  # baselines fit once: no epochs, learning rate or loss
+            settings += [("loss", r.get("loss")), ("max epochs", r.get("epochs")), ("min epochs", r.get("min_epochs")), ("patience", r.get("patience")),
+                         ("lr", r.get("lr")), ("batch size", r.get("batch_size")), ("precision", r.get("precision"))]
+        if r.get("level") == "slice":
+            settings += [("class weight", r.get("class_weight")), ("augmentation", r.get("augment"))]
+        settings += [("frozen-backbone features", r.get("feature_cache") if (r.get("feature_cache") or {}).get("used") else None),
+                     ("note", r.get("note") or None)]
         md += [f"- **{k}:** {v}" for k, v in settings if v is not None and v != ""]
         md.append("")
         for kind, caption in (("training_curves", "Training curves (fold 0)"), ("tsne", "t-SNE of penultimate features (fold 0's test split)")):

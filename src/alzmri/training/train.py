@@ -214,8 +214,6 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     _quiet_lightning()
     task = get_task(cfg.task)
     check_loss(task, cfg.loss)
-    if cfg.class_weight != "none" and cfg.loss != "cross_entropy":
-        raise AlzmriError(f"class_weight: {cfg.class_weight} applies to loss cross_entropy; CORN (loss: ordinal) takes no class weights: drop one of them")
     data_dir = resolve_data_dir(cfg.data)
     spec = get_spec(cfg.model)
     image_size = cfg.image_size or spec.image_size
