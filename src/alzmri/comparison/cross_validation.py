@@ -403,6 +403,8 @@ def compare_cv(
     split_warnings = list(warns) + [f"{w} (fold{'s' if len(f) > 1 else ''} {', '.join(str(i) for i in sorted(f))})"
                                     for w, f in fold_warnings.items()]
     result["sentence"] = result_sentence(summaries, result, task, folds=folds)
+    if reference in failed_names and summaries:
+        result["sentence"] = f"The configured reference row {reference} failed (see the notes); {result['reference']} stands in for it. " + result["sentence"]
     md, html = _write_outputs(config, summaries, result, task, folds=folds, split_warnings=split_warnings, failed=failed, out=out)
     _say(echo, result["sentence"])
     _say(echo, f"report: {md} and {html}")

@@ -62,6 +62,8 @@ SUBJECT_COLUMNS: tuple[tuple[str, str], ...] = (
 #: The task's brain-level metrics (``brain_level`` of a row), shown when a row has them.
 BRAIN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("roc_auc", "brain ROC-AUC (demented vs not)"),
+    ("balanced_accuracy", "brain balanced accuracy"),
+    ("quadratic_weighted_kappa", "brain QWK"),
     ("sensitivity", "brain sensitivity (demented)"),
     ("specificity", "brain specificity"),
     ("mae_classes", "brain MAE (classes)"),
