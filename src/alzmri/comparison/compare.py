@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.comparison.config import CompareConfig, load_compare_config
-from alzmri.comparison.rows import _check_rows, _check_split_settings, _move_aside, _say, _split_settings, _train_row, row_state, train_rows
+from alzmri.comparison.rows import _check_rows, _check_split_settings, _say, _split_settings, _train_row, plan_run, row_state, train_rows
 from alzmri.comparison.summary import _METRIC_KEYS, TABLE_KEYS, _read_summary, summarize_row
 from alzmri.config import TrainConfig, dump_config
 from alzmri.errors import AlzmriError, RunInterrupted
@@ -172,22 +172,14 @@ def compare(
     images_by_size: dict[int, np.ndarray] = {}
     for i, (entry, cfg) in enumerate(rows, start=1):
         row_dir = config.row_dir(entry.name)
-        state = row_state(row_dir, cfg)
         head = f"[{i}/{len(rows)}] {entry.name} ({cfg.model})"
         trained = False
-        if state == "finished":
+        row_cfg = plan_run(row_dir, cfg, head=head, echo=echo)
+        if row_cfg is None:
             _say(echo, f"{head}: finished earlier, not retrained")
         else:
-            if state == "interrupted":
-                _say(echo, f"{head}: interrupted earlier, resuming from {row_dir / 'checkpoints'}")
-                row_cfg = TrainConfig(out=row_dir, resume=True)  # only out and resume: the row continues with its saved settings
-            else:
-                if state in ("incomplete", "changed"):
-                    aside = _move_aside(row_dir, "incomplete" if state == "incomplete" else "previous")
-                    why = "unfinished" if state == "incomplete" else "trained with other settings"
-                    _say(echo, f"{head}: earlier folder {why}, moved aside to {aside}")
+            if not row_cfg.resume:
                 _say(echo, f"{head}: training")
-                row_cfg = cfg
             try:
                 _train_row(row_cfg, progress=progress, isolate=isolate)
             except RunInterrupted:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alzmri.comparison.rows import _check_rows, _check_split_settings, _move_aside, _say, _split_settings, row_state, train_rows
+from alzmri.comparison.rows import _check_rows, _check_split_settings, _say, _split_settings, plan_run, train_rows
 from alzmri.comparison.summary import _read_summary, summarize_row
 from alzmri.comparison.config import CompareConfig, ModelEntry
 from alzmri.comparison.cv_summary import headline_metrics, paired_statistics, result_sentence
@@ -349,17 +349,9 @@ def compare_cv(
         for i, manifest in enumerate(manifests):
             fold_dir = row_dir / f"fold-{i}"
             fcfg = _fold_config(cfg, manifest, fold_dir)
-            state = row_state(fold_dir, fcfg)
-            if state == "finished":
-                continue
-            if state == "interrupted":
-                _say(echo, f"{head}: fold {i} interrupted earlier, resuming")
-                todo.append(TrainConfig(out=fold_dir.resolve(), resume=True))
-                continue
-            if state in ("incomplete", "changed"):
-                aside = _move_aside(fold_dir, "incomplete" if state == "incomplete" else "previous")
-                _say(echo, f"{head}: fold {i}: earlier folder {'unfinished' if state == 'incomplete' else 'trained with other settings'}, moved aside to {aside}")
-            todo.append(fcfg)
+            planned = plan_run(fold_dir.resolve(), fcfg, head=f"{head}: fold {i}", echo=echo)
+            if planned is not None:
+                todo.append(planned)
         if not todo:
             _say(echo, f"{head}: all {folds} folds finished earlier, not retrained")
             continue

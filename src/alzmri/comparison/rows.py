@@ -97,6 +97,28 @@ def row_state(row_dir: str | Path, cfg: TrainConfig) -> str:
     return "finished" if _same_training(row_dir / "config.yaml", cfg) else "changed"
 
 
+def plan_run(run_dir: Path, cfg: TrainConfig, *, head: str, echo: Callable[[str], None] | None) -> TrainConfig | None:
+    """What to train for a row (or a row's fold) whose run folder is ``run_dir`` (see :func:`row_state`).
+
+    Returns
+    -------
+    TrainConfig or None
+        None when the run is finished with these settings; ``out`` + ``resume`` only for an
+        interrupted run (it continues with its saved settings); else ``cfg``, after moving
+        an unfinished or differently trained folder aside (never deleted) and saying so.
+    """
+    state = row_state(run_dir, cfg)
+    if state == "finished":
+        return None
+    if state == "interrupted":
+        _say(echo, f"{head}: interrupted earlier, resuming from {run_dir / 'checkpoints'}")
+        return TrainConfig(out=run_dir, resume=True)
+    if state in ("incomplete", "changed"):
+        aside = _move_aside(run_dir, "incomplete" if state == "incomplete" else "previous")
+        _say(echo, f"{head}: earlier folder {'unfinished' if state == 'incomplete' else 'trained with other settings'}, moved aside to {aside}")
+    return cfg
+
+
 def _move_aside(row_dir: Path, why: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dest = row_dir.with_name(f"{row_dir.name}.{why}-{stamp}")
