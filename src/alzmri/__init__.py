@@ -1,4 +1,56 @@
 """alzmri: train, honestly evaluate, compare, explain and serve brain-MRI classifiers
-of Alzheimer's severity (NonDemented < VeryMildDemented < MildDemented < ModerateDemented)."""
+of Alzheimer's severity (NonDemented < VeryMildDemented < MildDemented < ModerateDemented).
+
+The verbs a Python user reaches for are here, imported on first use (PEP 562), so that
+``import alzmri`` and ``alzmri --help`` stay fast::
+
+    import alzmri
+
+    cfg = alzmri.load_train_config(data="path/to/dataset", model="altzcnn", epochs=5)
+    run = alzmri.train(cfg)                       # run folder: weights, history, metrics.json
+    metrics = alzmri.evaluate(run)                # scored again (slice, subject and brain level)
+    answers = alzmri.predict(run, ["slice.jpg"])  # one dict per file
+    model, info = alzmri.load_model(run)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+#: Public name -> (module, attribute): imported on first access.
+_LAZY: dict[str, tuple[str, str]] = {
+    "AlzmriError": ("alzmri.errors", "AlzmriError"),
+    "TrainConfig": ("alzmri.config", "TrainConfig"),
+    "load_train_config": ("alzmri.config", "load_train_config"),
+    "create_model": ("alzmri.models", "create_model"),
+    "list_models": ("alzmri.models", "list_models"),
+    "train": ("alzmri.training.train", "train"),
+    "train_cv": ("alzmri.training.cv", "train_cv"),
+    "evaluate": ("alzmri.evaluation.evaluate", "evaluate_run"),
+    "load_model": ("alzmri.runs", "load_model"),
+    "predict": ("alzmri.inference.predict", "predict_files"),
+    "predict_brain": ("alzmri.inference.brain", "predict_brain"),
+    "CompareConfig": ("alzmri.comparison.config", "CompareConfig"),
+    "load_compare_config": ("alzmri.comparison.config", "load_compare_config"),
+    "compare": ("alzmri.comparison.compare", "compare"),
+    "recover_groups": ("alzmri.data.groups", "recover_groups"),
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'alzmri' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
