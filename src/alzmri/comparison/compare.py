@@ -32,6 +32,7 @@ from alzmri.comparison.config import CompareConfig, load_compare_config
 from alzmri.comparison.rows import _check_rows, _check_split_settings, _say, _split_settings, _train_row, plan_run, row_state, train_rows
 from alzmri.comparison.summary import _METRIC_KEYS, TABLE_KEYS, _read_summary, summarize_row
 from alzmri.config import TrainConfig, dump_config
+from alzmri.data.tasks import Task
 from alzmri.errors import AlzmriError, RunInterrupted
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -79,7 +80,7 @@ def _prepare_manifest(cfg: CompareConfig, source: str, echo: Callable[[str], Non
     return index, m.splits, strategy, notes
 
 
-def _read_predictions(row_dir: Path, class_names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+def _read_predictions(row_dir: Path, task: Task) -> tuple[np.ndarray, np.ndarray] | None:
     path = row_dir / "predictions.csv"
     if not path.is_file():
         return None
@@ -87,11 +88,8 @@ def _read_predictions(row_dir: Path, class_names: list[str]) -> tuple[np.ndarray
         rows = [r for r in csv.DictReader(f) if r.get("split", "test") == "test"]  # brain-level runs list validation brains too
     if not rows:
         return None
-    from alzmri.data.tasks import get_task
-
-    task = next((t for t in ("4class", "3class", "binary") if list(get_task(t).class_names) == list(class_names)), "4class")
-    y = np.array([get_task(task).label_of(r["class"]) for r in rows])  # a slice run's "class" is the folder's: the task's label
-    p = np.array([[float(r[f"p_{c}"]) for c in class_names] for r in rows])
+    y = np.array([task.label_of(r["class"]) for r in rows])  # a slice run's "class" is the folder's: the task's label
+    p = np.array([[float(r[f"p_{c}"]) for c in task.class_names] for r in rows])
     return y, p
 
 
@@ -201,7 +199,7 @@ def compare(
         figures["pareto"] = plot_pareto(summaries, fig_dir / "pareto.png")
         curves, aucs = {}, {}
         for s in summaries:
-            pred = _read_predictions(config.row_dir(s["name"]), class_names)
+            pred = _read_predictions(config.row_dir(s["name"]), task)
             if pred is not None:
                 curves[s["name"]] = pred
                 aucs[s["name"]] = s.get("roc_auc_ovr_macro")

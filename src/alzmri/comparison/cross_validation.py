@@ -334,7 +334,7 @@ def compare_cv(
     ours = any((out / f).is_file() for f in ("comparison.yaml", "split.json"))
     if out.is_dir() and any(out.iterdir()) and not ours:
         raise AlzmriError(f"{out}: folder exists, is not empty and holds no comparison; choose another out (nothing was changed)")
-    _check_rows([(e, c) for e, c in rows], config.model_copy(update={"out": out / "_unused"}), source)
+    _check_rows(rows, config, source)  # runs/<name> of a cross-validated row is never a finished run: every row is checked
     image_size = next((c.image_size or get_spec(c.model).image_size for _, c in rows if not c.model.startswith("baseline:")), 64)
     out.mkdir(parents=True, exist_ok=True)
     index, manifests, warns = _prepare_folds(config, folds, image_size, source, echo)
