@@ -78,7 +78,7 @@ def plain_loop(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, *, mo
 
     from alzmri.data.datamodule import SliceDataModule
     from alzmri.models import create_model, get_spec
-    from alzmri.training.module import prepare_batch
+    from alzmri.data.preprocess import prepare_batch
 
     spec = get_spec(model)
     torch.manual_seed(seed)

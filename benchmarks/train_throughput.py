@@ -24,7 +24,7 @@ training images (a stratified 70/15/15 split of ``--data`` made by
     (:func:`alzmri.data.cache.load_images`), batches cut by indexing
     (:class:`alzmri.data.datamodule.SliceDataModule`), conversion and (with ``--augment``)
     kornia augmentation on whole batches (``SliceClassifier.on_after_batch_transfer`` ->
-    :func:`alzmri.training.module.prepare_batch`), the :class:`SliceClassifier` step,
+    :func:`alzmri.data.preprocess.prepare_batch`), the :class:`SliceClassifier` step,
     under a Lightning ``Trainer`` with the precision ``alzmri train`` picks
     (:func:`alzmri.training.train.resolve_precision`) and its ``deterministic`` setting;
     one grayscale channel. No progress bar, logger or checkpoints (per-epoch costs).

@@ -137,7 +137,7 @@ def train(
         out.print(f"written: {cv_file}")
         return
     run = train_run(cfg, progress=progress)
-    from alzmri.training.distributed import is_global_zero
+    from alzmri.utils.distributed import is_global_zero
 
     if not is_global_zero():
         return  # DDP: ranks other than 0 print and write nothing
@@ -255,7 +255,7 @@ def evaluate(
 ) -> None:
     """Score a run on its test split: metrics.json, confusion matrix and ROC PNGs."""
     from alzmri.evaluation.evaluate import evaluate_run
-    from alzmri.training.distributed import ProcessLayout, resolve_ranks
+    from alzmri.utils.distributed import ProcessLayout, resolve_ranks
 
     if split not in ("test", "val", "train"):
         raise AlzmriError(f"--split must be test, val or train; got {split!r}")

@@ -35,7 +35,7 @@ def test_onnxruntime_matches_pytorch_at_batch_1_and_5(tiny_run, onnx_file, small
         assert got.shape == ref.shape == (len(batch), 4)
         np.testing.assert_allclose(got, ref, atol=1e-4)
         import torch
-        from alzmri.training.module import prepare_batch
+        from alzmri.data.preprocess import prepare_batch
 
         x = prepare_batch(torch.from_numpy(batch), mean=info.mean, std=info.std, in_chans=info.in_chans)
         np.testing.assert_allclose(preprocess(batch, mean=info.mean, std=info.std, in_chans=info.in_chans), x.numpy(), atol=1e-7)

@@ -226,13 +226,14 @@ import sys, time
 from pathlib import Path
 from alzmri.data.cache import load_images
 from alzmri.data.discovery import discover
-from alzmri.training.distributed import node_cache_lock
+from alzmri.data.download import default_cache_dir
+from alzmri.utils.distributed import node_cache_lock
 index = discover(sys.argv[1])
 ready = Path(sys.argv[2])
 (ready / sys.argv[3]).touch()
 while len(list(ready.iterdir())) < 2:  # both processes enter together, as torchrun or srun start them
     time.sleep(0.05)
-with node_cache_lock():
+with node_cache_lock(default_cache_dir()):
     print(int(load_images(index, 40).hit))
 """
 

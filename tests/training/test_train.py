@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from alzmri.config import load_train_config
 from alzmri.data.classes import CLASS_NAMES

@@ -21,7 +21,7 @@ def main(request: str, result: str) -> int:
     from alzmri.training.train import train
     from alzmri.utils.io import atomic_write_json
 
-    from alzmri.training.distributed import is_global_zero
+    from alzmri.utils.distributed import is_global_zero
 
     req = json.loads(Path(request).read_text(encoding="utf-8"))
     # with --devices N, Lightning re-runs this worker for ranks 1..N-1: they report failures only

@@ -216,7 +216,7 @@ def run_logits(run_dir: str | Path, *, split: str = "val", data: str | Path | No
     from alzmri.data.discovery import discover
     from alzmri.data.manifest import load_manifest
     from alzmri.runs import load_model
-    from alzmri.training.module import prepare_batch
+    from alzmri.data.preprocess import prepare_batch
 
     run_dir = Path(run_dir)
     model, info = load_model(run_dir)

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from alzmri.training.distributed import ProcessLayout, all_gather_uneven, rank_failures, resolve_ranks
-from alzmri.training.module import prepare_batch
+from alzmri.utils.distributed import ProcessLayout, all_gather_uneven, rank_failures, resolve_ranks
+from alzmri.data.preprocess import prepare_batch
 
 __all__ = ["distributed_predict_proba", "merge_gathered"]
 

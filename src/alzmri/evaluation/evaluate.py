@@ -11,6 +11,7 @@ import numpy as np
 
 from alzmri.data.cache import load_images
 from alzmri.data.discovery import DatasetIndex, discover
+from alzmri.data.download import default_cache_dir
 from alzmri.data.manifest import load_manifest
 from alzmri.data.splits import split_warnings
 from alzmri.data.tasks import Task, get_task
@@ -20,7 +21,7 @@ from alzmri.evaluation.metrics import classification_metrics
 from alzmri.evaluation.task_metrics import brain_metrics, choose_threshold
 from alzmri.inference.predict import predict_proba
 from alzmri.runs import load_model
-from alzmri.training.distributed import node_cache_lock
+from alzmri.utils.distributed import node_cache_lock
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 #: Bootstrap replicates for the confidence intervals in metrics.json.
@@ -75,7 +76,7 @@ def evaluate_run(
         For a manifest without a ``group`` column (runs made before groups existed),
         recover the groups from the images (:func:`alzmri.data.groups.load_or_recover_groups`,
         cached); False: report slice-level metrics only.
-    layout : alzmri.training.distributed.ProcessLayout, optional
+    layout : alzmri.utils.distributed.ProcessLayout, optional
         Predict with several processes (Lightning DDP, ``alzmri evaluate --devices N``):
         every process calls this function; the probabilities are gathered into slice
         order (:func:`alzmri.evaluation.distributed.distributed_predict_proba`) and only
@@ -103,7 +104,7 @@ def evaluate_run(
     manifest = load_manifest(run_dir / "manifest.csv", index)
     splits = manifest.splits
     if images is None:
-        with node_cache_lock():  # several processes on a node: one decodes, the others read its cache
+        with node_cache_lock(default_cache_dir()):  # several processes on a node: one decodes, the others read its cache
             images = load_images(index, info.image_size).images
     sel = np.flatnonzero(splits == split)
     if len(sel) == 0:

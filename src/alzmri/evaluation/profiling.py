@@ -196,7 +196,7 @@ def extract_features(
     AlzmriError
         The model has no ``forward_features`` or it does not return (batch, D).
     """
-    from alzmri.training.module import prepare_batch
+    from alzmri.data.preprocess import prepare_batch
 
     fn = getattr(model, "forward_features", None)
     if not callable(fn):

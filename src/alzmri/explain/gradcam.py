@@ -29,7 +29,7 @@ from torch import nn
 
 from alzmri.errors import AlzmriError
 from alzmri.runs import RunInfo
-from alzmri.training.module import prepare_batch
+from alzmri.data.preprocess import prepare_batch
 
 
 def vit_reshape_transform(tokens: torch.Tensor, prefix: int | None = None) -> torch.Tensor:

@@ -104,7 +104,7 @@ class BrainPredictor:
         import torch
 
         from alzmri.models.ordinal import corn_log_probs, is_ordinal
-        from alzmri.training.module import prepare_batch
+        from alzmri.data.preprocess import prepare_batch
 
         pre = self._model.preprocessing
         with torch.inference_mode():

@@ -13,7 +13,7 @@ from torch import nn
 from alzmri.data.images import UnreadableImageError, decode_image
 from alzmri.errors import AlzmriError
 from alzmri.runs import RunInfo, load_model
-from alzmri.training.module import prepare_batch
+from alzmri.data.preprocess import prepare_batch
 
 
 @torch.inference_mode()

@@ -5,7 +5,7 @@ Registered: ``altzcnn`` (the notebook's CNN), ``resnet50``, ``efficientnet_b0``,
 (timm), and any timm model as ``"timm:<name>"``.
 """
 
-from alzmri.models.registry import ModelSpec, create_imagenet_model, create_model, get_spec, list_models, register_model
+from alzmri.models.registry import ModelSpec, create_imagenet_model, create_model, get_spec, list_models, register_model, register_prefix
 
 # importing a family module registers its models
 from alzmri.models import altzcnn as _altzcnn  # noqa: E402,F401
@@ -23,5 +23,6 @@ __all__ = [
     "get_spec",
     "list_models",
     "register_model",
+    "register_prefix",
     "trainable_parameters",
 ]

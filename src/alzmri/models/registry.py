@@ -77,7 +77,19 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_TIMM_SPECS: dict[str, ModelSpec] = {}
+_PREFIXES: dict[str, Callable[[str], ModelSpec]] = {}
+_PREFIX_SPECS: dict[str, ModelSpec] = {}
+
+
+def register_prefix(prefix: str, resolver: Callable[[str], ModelSpec]) -> None:
+    """File a resolver for names ``"<prefix><name>"`` that are not registered one by one.
+
+    A family module calls this at import (as :func:`register_model` is used), so the
+    registry never imports a family: ``timm_models`` files ``"timm:"`` with its
+    ``timm_spec``. :func:`get_spec` calls ``resolver(name)`` once per full name and keeps
+    the spec.
+    """
+    _PREFIXES[prefix] = resolver
 
 
 def register_model(
@@ -147,12 +159,11 @@ def get_spec(name: str) -> ModelSpec:
         Unknown name (with the closest registered names), or a ``timm:`` name timm does
         not know.
     """
-    if name.startswith(TIMM_PREFIX):
-        if name not in _TIMM_SPECS:
-            from alzmri.models.timm_models import timm_spec
-
-            _TIMM_SPECS[name] = timm_spec(name[len(TIMM_PREFIX):])
-        return _TIMM_SPECS[name]
+    for prefix, resolver in _PREFIXES.items():
+        if name.startswith(prefix):
+            if name not in _PREFIX_SPECS:
+                _PREFIX_SPECS[name] = resolver(name[len(prefix):])
+            return _PREFIX_SPECS[name]
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -19,7 +19,7 @@ from torch import nn
 
 from alzmri.errors import AlzmriError
 from alzmri.models.classifier import BackboneClassifier
-from alzmri.models.registry import ModelSpec, make_spec, register_model
+from alzmri.models.registry import TIMM_PREFIX, ModelSpec, make_spec, register_model, register_prefix
 from alzmri.models.weights import PackagedFile, WeightSource
 
 
@@ -120,6 +120,9 @@ def timm_spec(arch: str) -> ModelSpec:
         rgb_std=cfg.std if cfg is not None else None,
         extra={"timm_name": arch},
     )
+
+
+register_prefix(TIMM_PREFIX, timm_spec)
 
 
 EFFICIENTNET_LITE0_PACKAGE = PackagedFile(

@@ -327,7 +327,7 @@ def predict_bags(model: BrainClassifier, data: BrainData, which: np.ndarray, *, 
         Each bag's pooling weights (attention, or 1/n for mean pooling), in position order.
     """
     from alzmri.models.ordinal import corn_log_probs, is_ordinal
-    from alzmri.training.module import prepare_batch
+    from alzmri.data.preprocess import prepare_batch
 
     model = model.eval()
     pre = model.preprocessing

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alzmri.evaluation.aggregation import balanced_accuracy
 from alzmri.evaluation.task_metrics import roc_auc_demented
-from alzmri.training.module import prepare_batch
+from alzmri.data.preprocess import prepare_batch
 
 __all__ = ["BagDataset", "BestState", "BrainModule", "bag_loader", "collate_bags"]
 

@@ -91,7 +91,7 @@ def extract_features(encoder: nn.Module, images: np.ndarray, *, mean: float, std
     -------
     ndarray of shape (n, D), dtype float32
     """
-    from alzmri.training.module import prepare_batch
+    from alzmri.data.preprocess import prepare_batch
 
     encoder = encoder.eval()
     fwd = getattr(encoder, "forward_features", encoder)

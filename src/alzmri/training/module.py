@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 from torch import Tensor, nn
 
+from alzmri.data.preprocess import prepare_batch
+
 
 def head_forward(model: nn.Module, features: Tensor) -> Tensor:
     """The model's output from its backbone's pooled ``features`` (batch, D): ``head(drop(features))``.
@@ -40,34 +42,6 @@ def balanced_class_weights(y, num_classes: int) -> Tensor:
     counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes).astype(np.float64)
     w = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
     return torch.tensor(w, dtype=torch.float32)
-
-
-def prepare_batch(x: Tensor, *, mean: float, std: float, in_chans: int, augment: nn.Module | None = None) -> Tensor:
-    """uint8 slices to normalised float model input.
-
-    Parameters
-    ----------
-    x : uint8 tensor of shape (batch, H, W) or (batch, 1, H, W)
-    mean, std : float
-        Normalisation of [0, 1] intensities.
-    in_chans : int
-        1, or 3 to copy the slice into RGB channels.
-    augment : module, optional
-        Applied to the [0, 1] batch before normalisation.
-
-    Returns
-    -------
-    float32 tensor of shape (batch, in_chans, H, W)
-    """
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
-    x = x.float().div_(255.0)
-    if augment is not None:
-        x = augment(x)
-    x = (x - mean) / std
-    if in_chans == 3:
-        x = x.expand(-1, 3, -1, -1)
-    return x.contiguous()
 
 
 class SliceClassifier(L.LightningModule):
@@ -182,7 +156,7 @@ class SliceClassifier(L.LightningModule):
         self._val_true.append(y.detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
-        from alzmri.training.distributed import all_gather_uneven
+        from alzmri.utils.distributed import all_gather_uneven
 
         empty = torch.zeros(0, dtype=torch.long)
         y = torch.cat(self._val_true) if self._val_true else empty

@@ -20,7 +20,7 @@ from alzmri.data.cache import CachedImages, load_checked_images as _load_checked
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
-from alzmri.data.download import resolve_data_dir  # noqa: F401 (public here too)
+from alzmri.data.download import default_cache_dir, resolve_data_dir  # noqa: F401 (resolve_data_dir: public here too)
 from alzmri.data.manifest import Manifest, load_manifest, write_manifest
 from alzmri.data.subjects import resolve_subjects
 from alzmri.data.tasks import get_task
@@ -28,7 +28,7 @@ from alzmri.errors import AlzmriError
 from alzmri.models import create_model, get_spec
 from alzmri.models.ordinal import check_loss, head_classes, make_ordinal
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
-from alzmri.training.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
+from alzmri.utils.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
 from alzmri.training.frozen import describe_features, feature_record, frozen_features, image_path_reason
 from alzmri.training.module import SliceClassifier, balanced_class_weights
 from alzmri.training.reliability import (
@@ -218,7 +218,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     spec = get_spec(cfg.model)
     image_size = cfg.image_size or spec.image_size
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    # under DDP every process runs this function; only global rank 0 writes (training/distributed.py)
+    # under DDP every process runs this function; only global rank 0 writes (utils/distributed.py)
     layout = ProcessLayout.from_config(cfg)
     ranks = resolve_ranks(layout)
     if resume is None and ranks.is_global_zero and out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -229,7 +229,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
 
     index = discover(data_dir)
     manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
-    with node_cache_lock():  # several processes on a node: one decodes, the others read its cache
+    with node_cache_lock(default_cache_dir()):  # several processes on a node: one decodes, the others read its cache
         cached = load_checked_images(cfg, index, image_size)
         subjects = resolve_subjects(index, groups_file=cfg.groups, manifest=manifest)
     skipped = cached.unreadable
@@ -329,7 +329,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    with rank_failures(ranks, out / "checkpoints"):
+    with rank_failures(ranks, kept=lambda: _kept_checkpoint(out / "checkpoints")):
         trainer.fit(module, datamodule=dm, ckpt_path=resume.checkpoint if resume is not None else None, weights_only=True)
     if not trainer.is_global_zero:
         return out  # the other ranks are done: rank 0 writes the run's files
@@ -394,3 +394,11 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
 
         evaluate_run(out, index=index, images=cached.images)
     return out
+
+
+def _kept_checkpoint(checkpoint_dir: Path) -> str:
+    """What is left to continue from after a failed multi-process run, for its message."""
+    kept = describe_last_checkpoint(checkpoint_dir)
+    if (checkpoint_dir / "last.ckpt").is_file():
+        kept += f"; continue with: alzmri train --out {checkpoint_dir.parent} --resume"
+    return kept

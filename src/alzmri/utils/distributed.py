@@ -51,7 +51,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +236,7 @@ def launched_world_size() -> int:
 
 
 @contextmanager
-def node_cache_lock(cache_dir: str | os.PathLike | None = None) -> Iterator[None]:
+def node_cache_lock(cache_dir: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock on the cache folder while decoding images and recovering groups.
 
     With one process (:func:`launched_world_size` is 1) nothing is locked. With several,
@@ -247,17 +247,16 @@ def node_cache_lock(cache_dir: str | os.PathLike | None = None) -> Iterator[None
 
     Parameters
     ----------
-    cache_dir : path-like, optional
-        Default :func:`alzmri.data.download.default_cache_dir` (``$ALZMRI_CACHE_DIR``).
+    cache_dir : path-like
+        The cache folder, usually :func:`alzmri.data.download.default_cache_dir`
+        (``$ALZMRI_CACHE_DIR``).
     """
     if launched_world_size() <= 1:
         yield
         return
     from filelock import FileLock
 
-    from alzmri.data.download import default_cache_dir
-
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = Path(cache_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(folder / ".alzmri-build.lock"))
@@ -326,20 +325,8 @@ def _first_line(exc: BaseException) -> str:
     return re.sub(r"^\[[^\]]*\]\s*", "", line)[:160]
 
 
-def _kept_checkpoint(checkpoint_dir: Path | None) -> str:
-    """What is left to continue from, for the failure message."""
-    if checkpoint_dir is None:
-        return "nothing was written"
-    from alzmri.training.reliability import describe_last_checkpoint
-
-    kept = describe_last_checkpoint(checkpoint_dir)
-    if (checkpoint_dir / "last.ckpt").is_file():
-        kept += f"; continue with: alzmri train --out {checkpoint_dir.parent} --resume"
-    return kept
-
-
 @contextmanager
-def rank_failures(ranks: Ranks, checkpoint_dir: str | os.PathLike | None = None) -> Iterator[None]:
+def rank_failures(ranks: Ranks, kept: Callable[[], str] | None = None) -> Iterator[None]:
     """Turn the failure of one process of a multi-process run into one clear line.
 
     With more than one process: an :class:`AlzmriError` gets the rank as prefix; the error
@@ -353,8 +340,9 @@ def rank_failures(ranks: Ranks, checkpoint_dir: str | os.PathLike | None = None)
     Parameters
     ----------
     ranks : Ranks
-    checkpoint_dir : path-like, optional
-        The run's ``checkpoints`` folder, named in the message.
+    kept : callable, optional
+        Returns what is left to continue from (the last complete checkpoint and the
+        ``--resume`` command), for the message; default "nothing was written".
 
     Raises
     ------
@@ -373,10 +361,9 @@ def rank_failures(ranks: Ranks, checkpoint_dir: str | os.PathLike | None = None)
     except Exception as exc:
         if not _is_peer_failure(exc):
             raise
-        kept = _kept_checkpoint(Path(checkpoint_dir) if checkpoint_dir is not None else None)
         raise AlzmriError(
             f"{ranks.prefix()}another process of this {ranks.world_size}-process run stopped ({_first_line(exc)}); "
-            f"stopped too, {kept}"
+            f"stopped too, {kept() if kept is not None else 'nothing was written'}"
         ) from None
 
 
