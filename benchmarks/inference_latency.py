@@ -99,7 +99,7 @@ def measure_latency(data: Path, *, models=MODELS, image_size: int = 64, batch_si
         ``"mixed"``.
     """
     from alzmri.inference.onnx_export import OnnxPredictor, export_onnx, preprocess
-    from alzmri.inference.predict import predict_proba
+    from alzmri.runs import predict_proba
     from alzmri.runs import load_model
 
     out: dict = {"benchmark": "inference_latency", "machine": _bench.machine()}

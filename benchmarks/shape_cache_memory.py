@@ -23,7 +23,7 @@ import sys
 CHILD = r"""
 import json, os, sys
 import numpy as np
-from alzmri.inference.predict import predict_proba
+from alzmri.runs import predict_proba
 from alzmri.runs import load_model
 from alzmri.inference.backends import bucketed
 

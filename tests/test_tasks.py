@@ -97,7 +97,7 @@ def test_train_binary_writes_the_task_classes_and_brain_level_metrics(binary_run
     from alzmri.data.manifest import load_manifest
     from alzmri.evaluation.aggregation import aggregate_by_group
     from alzmri.evaluation.task_metrics import choose_threshold
-    from alzmri.inference.predict import predict_proba
+    from alzmri.runs import predict_proba
     from alzmri.runs import load_model
 
     index = discover(small_data)

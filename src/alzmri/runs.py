@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -221,3 +222,34 @@ def environment() -> dict:
         env["cuda_device"] = torch.cuda.get_device_name(0)
         env["cuda_version"] = torch.version.cuda
     return env
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, info: RunInfo, images: np.ndarray, *, batch_size: int = 256, device: str | torch.device = "cpu", temperature: float = 1.0) -> np.ndarray:
+    """Softmax probabilities for preprocessed slices.
+
+    Parameters
+    ----------
+    model : nn.Module
+        In eval mode.
+    info : RunInfo
+        Gives normalisation and channels.
+    images : ndarray of shape (n, image_size, image_size), dtype uint8
+    temperature : float, default=1.0
+        Logits are divided by it before the softmax (temperature scaling, see
+        :mod:`alzmri.evaluation.calibration`); 1.0 leaves them unchanged.
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes), dtype float64; rows sum to 1.
+    """
+    from alzmri.data.preprocess import prepare_batch
+
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
+        x = prepare_batch(x, mean=info.mean, std=info.std, in_chans=info.in_chans)
+        out.append(torch.softmax(model(x).float() / temperature, dim=1).cpu().numpy())
+    if not out:
+        return np.zeros((0, len(info.class_names)))
+    return np.concatenate(out).astype(np.float64)

@@ -10,7 +10,7 @@ from PIL import Image
 from alzmri.cli import main
 from alzmri.errors import AlzmriError
 from alzmri.explain.gradcam import gradcam_maps, overlay_heatmap, vit_reshape_transform
-from alzmri.inference.predict import load_image_files
+from alzmri.inference.inputs import load_image_files
 from alzmri.runs import load_model
 
 
@@ -52,7 +52,7 @@ def test_maps_are_finite_in_range_and_of_the_image_size(cam_run, small_data):
     assert maps.shape == images.shape and maps.dtype == np.float32
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
     with torch.no_grad():
-        from alzmri.inference.predict import predict_proba
+        from alzmri.runs import predict_proba
 
         assert classes.tolist() == predict_proba(model, info, images).argmax(1).tolist()
     maps2, classes2 = gradcam_maps(model, info, images, target_classes=[3, 3, 3])
@@ -66,7 +66,7 @@ def test_evidence_lies_mostly_inside_the_brain(cam_run, small_data):
     """Mean CAM inside the brain mask is well above the mean over the black background."""
     model, info = load_model(cam_run)
     images = load_image_files(sorted(small_data.rglob("*.jpg"))[::6], info.image_size)
-    from alzmri.inference.predict import predict_proba
+    from alzmri.runs import predict_proba
 
     probs = predict_proba(model, info, images)
     assert probs.std(axis=0).max() > 0.05 and len(set(probs.argmax(1))) > 1  # the model learned: outputs depend on the slice

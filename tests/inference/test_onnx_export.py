@@ -10,7 +10,9 @@ import pytest
 from alzmri.cli import main
 from alzmri.errors import AlzmriError
 from alzmri.inference.onnx_export import OnnxPredictor, export_onnx, preprocess
-from alzmri.inference.predict import load_image_files, predict_files, predict_proba
+from alzmri.inference.inputs import load_image_files
+from alzmri.inference.predict import predict_files
+from alzmri.runs import predict_proba
 from alzmri.runs import RunInfo, load_model
 
 

@@ -256,7 +256,8 @@ def test_micro_batcher_groups_waiting_requests_and_never_splits_one():
 
 
 def test_forward_passes_only_see_bucketed_batch_sizes(tiny_run, slices):
-    from alzmri.inference.predict import load_image_files, predict_proba
+    from alzmri.inference.inputs import load_image_files
+    from alzmri.runs import predict_proba
     from alzmri.runs import load_model
     from alzmri.inference.backends import BATCH_BUCKETS, bucketed
 

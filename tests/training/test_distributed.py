@@ -29,7 +29,7 @@ from alzmri.data.classes import CLASS_NAMES
 from alzmri.evaluation.distributed import merge_gathered
 from alzmri.evaluation.evaluate import evaluate_run
 from alzmri.evaluation.metrics import classification_metrics
-from alzmri.inference.predict import predict_proba
+from alzmri.runs import predict_proba
 from alzmri.runs import load_model
 
 EPOCHS = 6

@@ -19,7 +19,7 @@ from alzmri.errors import AlzmriError
 from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, aggregate_by_group, metrics_with_ci, subject_level_metrics
 from alzmri.evaluation.metrics import classification_metrics
 from alzmri.evaluation.task_metrics import brain_metrics, choose_threshold
-from alzmri.inference.predict import predict_proba
+from alzmri.runs import predict_proba
 from alzmri.runs import load_model
 from alzmri.utils.distributed import node_cache_lock
 from alzmri.utils.io import atomic_write_json, atomic_write_text

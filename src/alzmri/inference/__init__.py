@@ -18,8 +18,8 @@ _WHERE = {
     "predict_brain": "alzmri.inference.brain",
     "predict_brains": "alzmri.inference.brain",
     "predict_files": "alzmri.inference.predict",
-    "predict_proba": "alzmri.inference.predict",
-    "read_brain_input": "alzmri.inference.predict",
+    "predict_proba": "alzmri.runs",
+    "read_brain_input": "alzmri.inference.inputs",
 }
 __all__ = ["export_onnx", "load_backend", "load_brain_run", "predict_brain", "predict_brains", "predict_files", "predict_proba", "read_brain_input"]
 

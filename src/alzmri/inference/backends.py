@@ -2,7 +2,7 @@
 
 A backend maps uint8 slices (n, image_size, image_size) to calibrated class
 probabilities (n, n_classes). Both reuse the library's own preprocessing:
-:func:`alzmri.inference.predict.predict_proba` (PyTorch) and
+:func:`alzmri.runs.predict_proba` (PyTorch) and
 :class:`alzmri.inference.onnx_export.OnnxPredictor` (onnxruntime); both apply the run's
 temperature from ``calibration.json`` (:func:`alzmri.evaluation.calibration.load_temperature`).
 """
@@ -173,7 +173,7 @@ def load_backend(run_dir: str | Path, name: str | None = None, *, model=None, in
         raise AlzmriError(f"unknown backend {name!r}; pass one of {', '.join(BACKENDS)}")
     temperature = load_temperature(run_dir)
     if name == "torch":
-        from alzmri.inference.predict import predict_proba
+        from alzmri.runs import predict_proba
         from alzmri.runs import WEIGHTS_FILE, load_model
 
         if model is None or info is None:

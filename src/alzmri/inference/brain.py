@@ -1,6 +1,6 @@
 """One prediction per brain: a run applied to the bag of one brain's slices.
 
-A brain is given as (:func:`alzmri.inference.predict.read_brain_input`)
+A brain is given as (:func:`alzmri.inference.inputs.read_brain_input`)
 
 * one folder of slice images: its image files **sorted by file name** are the slice
   order (digit runs compared as numbers: ``slice_2`` before ``slice_10``); hidden files,
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.errors import AlzmriError
-from alzmri.inference.predict import BrainInput, read_brain_input
+from alzmri.inference.inputs import BrainInput, read_brain_input
 
 __all__ = ["BrainInput", "BrainPredictor", "load_brain_run", "predict_brain", "predict_brains", "read_brain_input", "with_input"]
 

@@ -268,13 +268,13 @@ def decode_brain_uploads(files: list[tuple[str, bytes]], image_size: int, *, n_c
         The model's input side in pixels.
     n_central : int, optional
         Central slices of a volume (default :data:`alzmri.data.volumes.N_CENTRAL`); they
-        are the brain, as in :func:`alzmri.inference.predict.read_brain_input`.
+        are the brain, as in :func:`alzmri.inference.inputs.read_brain_input`.
     max_pixels, max_voxels : int
         As :func:`decode_upload`, per file.
 
     Returns
     -------
-    alzmri.inference.predict.BrainInput
+    alzmri.inference.inputs.BrainInput
         ``images`` (n, image_size, image_size) uint8, ``names`` (the file names),
         ``source`` ``files``/``file``/``volume``; unreadable images are left out and
         listed in ``skipped``.
@@ -285,7 +285,7 @@ def decode_brain_uploads(files: list[tuple[str, bytes]], image_size: int, *, n_c
         400: a volume among several files, no readable slice, an unreadable volume; 413:
         a file over the limits.
     """
-    from alzmri.inference.predict import BrainInput
+    from alzmri.inference.inputs import BrainInput
 
     names = [n for n, _ in files]
     if len(files) > 1 and (vol := next((n for n, d in files if (sniff_format(d) or "").startswith("nifti")), None)) is not None:
