@@ -146,7 +146,7 @@ def leak_size(root: Path, rec_old: dict, rec_new: dict, work: Path, *, epochs: i
     from alzmri.data.discovery import discover
     from alzmri.data.manifest import write_manifest
     from alzmri.data.splits import make_split
-    from alzmri.training.train import train
+    from alzmri.pipeline import train
 
     index = discover(root)
     out = {}

@@ -77,7 +77,7 @@ def run_config(c: dict, out: Path, seed: int) -> Path:
         values["level"] = "brain"
     cfg = load_train_config(None, data=str(DATA_6400), out=str(out), folds=5, seed=seed, **values)
     if c["kind"] == "slice":
-        from alzmri.training.cv import train_cv
+        from alzmri.pipeline import train_cv
 
         train_cv(cfg, progress=False)
     else:
@@ -111,7 +111,7 @@ def slice_oof(folder: Path, task) -> dict:
     """A slice-level 4-class CV read at the brain level under ``task``: mean of slice probabilities per brain."""
     from alzmri.data.tasks import get_task
     from alzmri.evaluation.aggregation import aggregate_by_group
-    from alzmri.evaluation.evaluate import evaluate_run
+    from alzmri.pipeline import evaluate as evaluate_run
     from alzmri.evaluation.task_metrics import choose_threshold, roc_auc_demented
     from alzmri.evaluation.aggregation import balanced_accuracy
 

@@ -14,7 +14,7 @@ Protocols (all seeded with ``--seed``, 42 by default):
     of the pooled out-of-fold predictions (every slice scored once, by the model whose
     training never saw its brain), plus the mean and standard deviation over folds.
 
-Models: AltzCNN trained with :func:`alzmri.training.train.train` (affordable settings,
+Models: AltzCNN trained with :func:`alzmri.pipeline.train` (affordable settings,
 see ``--epochs``/``--image-size``; every run folder is kept under ``--out``), and a
 1-nearest-neighbour classifier on 32 x 32 raw pixels fitted on each protocol's training
 split (its "probabilities" are one-hot; at subject level they become vote shares).
@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     from alzmri.data.discovery import discover
     from alzmri.data.groups import load_or_recover_groups
     from alzmri.data.manifest import load_manifest
-    from alzmri.training.cv import train_cv
-    from alzmri.training.train import _quiet_lightning, train
+    from alzmri.pipeline import train_cv
+    from alzmri.pipeline import train
+    from alzmri.training.train import _quiet_lightning
 
     _quiet_lightning()
     protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]

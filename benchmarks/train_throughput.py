@@ -414,7 +414,7 @@ def measure_accuracy(data: Path, *, image_size: int = 32, batch_size: int = 32, 
                      seeds=(42,), model_kwargs: dict | None = None, augment: bool = False, work_dir: Path | None = None) -> dict:
     """Validation metrics of AltzCNN after ``epochs`` epochs through each pipeline, per seed.
 
-    (b) is ``alzmri train`` itself (:func:`alzmri.training.train.train`, stratified
+    (b) is ``alzmri train`` itself (:func:`alzmri.pipeline.train`, stratified
     split, no test evaluation); (a) reads the run's ``manifest.csv`` so both see the same
     training and validation images. Seeds set the initialisation and shuffling of both.
     """
@@ -423,7 +423,7 @@ def measure_accuracy(data: Path, *, image_size: int = 32, batch_size: int = 32, 
     from alzmri.config import load_train_config
     from alzmri.data.discovery import discover
     from alzmri.data.manifest import load_manifest
-    from alzmri.training.train import train
+    from alzmri.pipeline import train
 
     model_kwargs = {"init": "he", "fc_dropout": 0.0} if model_kwargs is None else model_kwargs
     index = discover(data)

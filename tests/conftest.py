@@ -89,7 +89,7 @@ def brains_176(tmp_path_factory) -> Path:
 def tiny_run(small_data, tmp_path_factory):
     """A tiny real run (AltzCNN, 32 x 32, 4 epochs on the real subset) shared by the inference tests."""
     from alzmri.config import load_train_config
-    from alzmri.training.train import train
+    from alzmri.pipeline import train
 
     out = tmp_path_factory.mktemp("tiny-runs") / "altz32"
     cfg = load_train_config(data=small_data, out=out, epochs=4, batch_size=8, lr=3e-4, image_size=32, augment=False, seed=0,

@@ -18,7 +18,7 @@ def test_import_alzmri_is_light_and_names_resolve():
 
     for name in alzmri.__all__:
         assert getattr(alzmri, name) is not None, name
-    assert alzmri.evaluate.__name__ == "evaluate_run" and alzmri.predict.__name__ == "predict_files"
+    assert alzmri.evaluate.__name__ == "evaluate" and alzmri.predict.__name__ == "predict_files"
     assert "train" in dir(alzmri)
     try:
         alzmri.no_such_verb  # noqa: B018

@@ -9,6 +9,7 @@ The verbs a Python user reaches for are here, imported on first use (PEP 562), s
     cfg = alzmri.load_train_config(data="path/to/dataset", model="altzcnn", epochs=5)
     run = alzmri.train(cfg)                       # run folder: weights, history, metrics.json
     metrics = alzmri.evaluate(run)                # scored again (slice, subject and brain level)
+    alzmri.calibrate(run)                         # temperature scaling on the validation split
     answers = alzmri.predict(run, ["slice.jpg"])  # one dict per file
     model, info = alzmri.load_model(run)
 """
@@ -27,9 +28,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_train_config": ("alzmri.config", "load_train_config"),
     "create_model": ("alzmri.models", "create_model"),
     "list_models": ("alzmri.models", "list_models"),
-    "train": ("alzmri.training.train", "train"),
-    "train_cv": ("alzmri.training.cv", "train_cv"),
-    "evaluate": ("alzmri.evaluation.evaluate", "evaluate_run"),
+    "train": ("alzmri.pipeline", "train"),
+    "train_cv": ("alzmri.pipeline", "train_cv"),
+    "evaluate": ("alzmri.pipeline", "evaluate"),
+    "calibrate": ("alzmri.pipeline", "calibrate"),
     "load_model": ("alzmri.runs", "load_model"),
     "predict": ("alzmri.inference.predict", "predict_files"),
     "predict_brain": ("alzmri.inference.brain", "predict_brain"),

@@ -92,8 +92,8 @@ def train(
     `alzmri train --out RUN --resume`.
     """
     from alzmri.config import load_train_config
-    from alzmri.training.cv import train_cv
-    from alzmri.training.train import train as train_run
+    from alzmri.pipeline import train as train_run
+    from alzmri.pipeline import train_cv
 
     cfg = load_train_config(
         config,
@@ -254,7 +254,7 @@ def evaluate(
     strategy: str = typer.Option("auto", help="auto or ddp"),
 ) -> None:
     """Score a run on its test split: metrics.json, confusion matrix and ROC PNGs."""
-    from alzmri.evaluation.evaluate import evaluate_run
+    from alzmri.pipeline import evaluate as evaluate_run
     from alzmri.utils.distributed import ProcessLayout, resolve_ranks
 
     if split not in ("test", "val", "train"):
@@ -362,7 +362,7 @@ def calibrate_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Fit temperature scaling on the validation split; write calibration.json and reliability_diagram.png."""
-    from alzmri.evaluation.calibration import calibrate_run
+    from alzmri.pipeline import calibrate as calibrate_run
 
     res = calibrate_run(run, data=data)
     if as_json:

@@ -30,7 +30,7 @@ def cam_run(small_data, tmp_path_factory):
     so can 10 epochs, depending on the shuffle order (seed 0 gave a near-constant output).
     """
     from alzmri.config import load_train_config
-    from alzmri.training.train import train
+    from alzmri.pipeline import train
 
     out = tmp_path_factory.mktemp("cam-runs") / "altz64"
     cfg = load_train_config(data=small_data, out=out, epochs=15, batch_size=8, lr=3e-4, image_size=64, augment=False, seed=0,

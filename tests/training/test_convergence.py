@@ -14,7 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from alzmri.config import load_train_config
 from alzmri.errors import AlzmriError
 from alzmri.training.module import SliceClassifier, balanced_class_weights
-from alzmri.training.train import train
+from alzmri.pipeline import train
 
 
 def test_balanced_class_weights_match_scikit_learn():

@@ -27,7 +27,7 @@ from conftest import DATA_6400, copy_subset, require
 from alzmri.cli import main
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.evaluation.distributed import merge_gathered
-from alzmri.evaluation.evaluate import evaluate_run
+from alzmri.pipeline import evaluate as evaluate_run
 from alzmri.evaluation.metrics import classification_metrics
 from alzmri.runs import predict_proba
 from alzmri.runs import load_model

@@ -18,7 +18,7 @@ from alzmri.models import create_model
 from alzmri.models.ordinal import make_ordinal
 from alzmri.runs import RunInfo
 from alzmri.training import frozen
-from alzmri.training.train import train
+from alzmri.pipeline import train
 
 
 @pytest.fixture(autouse=True, scope="module")

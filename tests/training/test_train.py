@@ -8,10 +8,10 @@ import pytest
 
 from alzmri.config import load_train_config
 from alzmri.data.classes import CLASS_NAMES
-from alzmri.evaluation.evaluate import evaluate_run
+from alzmri.pipeline import evaluate as evaluate_run
 from alzmri.inference.predict import predict_files
 from alzmri.runs import RunInfo, load_model
-from alzmri.training.train import train
+from alzmri.pipeline import train
 
 
 @pytest.fixture(scope="module")

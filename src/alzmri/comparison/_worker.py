@@ -18,7 +18,7 @@ from pathlib import Path
 def main(request: str, result: str) -> int:
     from alzmri.config import TrainConfig
     from alzmri.errors import AlzmriError
-    from alzmri.training.train import train
+    from alzmri.pipeline import train
     from alzmri.utils.io import atomic_write_json
 
     from alzmri.utils.distributed import is_global_zero

@@ -209,7 +209,7 @@ def train_rows(cfgs: list[TrainConfig], *, progress: bool, isolate: bool) -> lis
         Training failed with another exception (its traceback in the message).
     """
     if not isolate:
-        from alzmri.training.train import train
+        from alzmri.pipeline import train
 
         for cfg in cfgs:
             if cfg.devices * cfg.num_nodes > 1:

@@ -3,7 +3,7 @@
 Temperature scaling (Guo et al. 2017) divides a trained network's logits by one scalar
 ``T > 0`` fitted on the validation split by minimising the negative log-likelihood; the
 argmax (and so accuracy) is unchanged, only the confidence moves. ``calibrate_run``
-writes ``calibration.json`` into the run folder; prediction (``alzmri predict``, the ONNX
+fits it; :func:`alzmri.pipeline.calibrate` writes ``calibration.json`` into the run folder; prediction (``alzmri predict``, the ONNX
 export) applies the temperature whenever that file exists.
 
 References
@@ -19,12 +19,12 @@ Weather Review 78(1), 1950.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from alzmri.errors import AlzmriError
-from alzmri.utils.io import atomic_write_json
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -236,13 +236,30 @@ def run_logits(run_dir: str | Path, *, split: str = "val", data: str | Path | No
     return np.concatenate(out).astype(np.float64), get_task(info.task).map_labels(index.labels[sel])
 
 
-def calibrate_run(run_dir: str | Path, *, data: str | Path | None = None, n_bins: int = 15, plot: bool = True) -> dict:
-    """Fit a temperature on the run's validation split; write ``calibration.json`` (and a reliability diagram).
+@dataclass
+class ReliabilityData:
+    """What a reliability diagram of the validation split needs (:func:`calibrate_run`).
 
-    ``calibration.json`` holds ``temperature``, ``fitted_on`` ("val"), ``n_samples``,
-    ``n_bins`` and ``val``: NLL, ECE, Brier score and accuracy before and after scaling;
-    when the run has a test split, ``test`` holds the same on the test split (not used
-    in fitting). ``reliability_diagram.png`` shows the validation bins before and after.
+    Attributes
+    ----------
+    y_true : ndarray of shape (n,), dtype int64
+    prob_before, prob_after : ndarray of shape (n, n_classes), dtype float64
+        Softmax probabilities before and after temperature scaling.
+    """
+
+    y_true: np.ndarray
+    prob_before: np.ndarray
+    prob_after: np.ndarray
+
+
+def calibrate_run(run_dir: str | Path, *, data: str | Path | None = None, n_bins: int = 15) -> tuple[dict, ReliabilityData]:
+    """Fit a temperature on the run's validation split; writes nothing.
+
+    The result is what ``calibration.json`` holds (:func:`alzmri.pipeline.calibrate`
+    writes it with the reliability diagram): ``temperature``, ``fitted_on`` ("val"),
+    ``n_samples``, ``n_bins`` and ``val``: NLL, ECE, Brier score and accuracy before and
+    after scaling; when the run has a test split, ``test`` holds the same on the test
+    split (not used in fitting).
 
     Parameters
     ----------
@@ -250,13 +267,13 @@ def calibrate_run(run_dir: str | Path, *, data: str | Path | None = None, n_bins
     data : path-like, optional
         Dataset folder; default: the run's.
     n_bins : int, default=15
-        Bins of the ECE and the diagram.
-    plot : bool, default=True
+        Bins of the ECE.
 
     Returns
     -------
-    dict
-        The contents of ``calibration.json``.
+    result : dict
+    reliability : ReliabilityData
+        The validation labels and probabilities before and after, for the diagram.
 
     Raises
     ------
@@ -279,10 +296,4 @@ def calibrate_run(run_dir: str | Path, *, data: str | Path | None = None, n_bins
         result["test"] = calibration_summary(tl, ty, t, n_bins=n_bins)
     except AlzmriError:
         result["test"] = None
-    if plot:
-        from alzmri.reporting.calibration_plot import plot_reliability_diagram
-
-        path = plot_reliability_diagram(y, _softmax(logits, 1.0), _softmax(logits, t), run_dir / "reliability_diagram.png", n_bins=n_bins, temperature=t)
-        result["figure"] = path.name
-    atomic_write_json(run_dir / CALIBRATION_FILE, result)
-    return result
+    return result, ReliabilityData(y, _softmax(logits, 1.0), _softmax(logits, t))

@@ -1,10 +1,17 @@
-"""``evaluate_run(run) -> metrics``: one split of a run, scored per slice and per subject, and plotted."""
+"""``score_run(run) -> RunScores``: one split of a run, scored per slice and per subject.
+
+Computing and writing are separate: :func:`score_run` returns the metrics with the
+predictions they came from and writes nothing; :func:`write_scores` writes
+``metrics.json`` and ``predictions.csv``. :func:`alzmri.pipeline.evaluate` chains the two
+with the figures and the model card (``alzmri evaluate``).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +35,41 @@ from alzmri.utils.io import atomic_write_json, atomic_write_text
 N_BOOT = 1000
 
 
-def evaluate_run(
+@dataclass
+class RunScores:
+    """What :func:`score_run` computed for one split of a run.
+
+    Attributes
+    ----------
+    metrics : dict
+        The contents of ``metrics.json`` (``metrics_<split>.json``).
+    info : RunInfo
+        The run's ``run.json``.
+    split : str
+    paths : list of str
+        The scored images, in manifest order.
+    y_true : ndarray of shape (n,), dtype int64
+        Their true classes in the run's task.
+    probs : ndarray of shape (n, n_classes), dtype float64
+    groups : ndarray of shape (n,) or None
+        Their subjects.
+    """
+
+    metrics: dict
+    info: object
+    split: str
+    paths: list
+    y_true: np.ndarray
+    probs: np.ndarray
+    groups: np.ndarray | None
+
+    @property
+    def suffix(self) -> str:
+        """``""`` for the test split, else ``"_<split>"`` (the file names' suffix)."""
+        return "" if self.split == "test" else f"_{self.split}"
+
+
+def score_run(
     run_dir: str | Path,
     *,
     data: str | Path | None = None,
@@ -39,12 +80,8 @@ def evaluate_run(
     seed: int = 0,
     recover_groups: bool = True,
     layout=None,
-) -> dict | None:
-    """Score a run's best model on one split of its manifest and write the artifacts.
-
-    Writes ``metrics.json`` (``metrics_<split>.json`` for other splits), ``predictions.csv``
-    (with a ``group`` column when the manifest has groups), ``confusion_matrix.png``
-    (row-normalised) and ``roc_curves.png`` into the run folder.
+) -> RunScores | None:
+    """Score a run's best model on one split of its manifest; writes nothing.
 
     Slice-level metrics are those of
     :func:`alzmri.evaluation.metrics.classification_metrics`. With subject groups (from
@@ -84,8 +121,9 @@ def evaluate_run(
 
     Returns
     -------
-    dict or None
-        None on the ranks other than 0 of a multi-process ``layout``; else the metrics written to ``metrics.json``: run facts (``model``, ``split``,
+    RunScores or None
+        None on the ranks other than 0 of a multi-process ``layout``; else the scores,
+        whose ``metrics`` are what ``metrics.json`` holds: run facts (``model``, ``split``,
         ``split_strategy``, ``task``, ...), the slice-level metrics, ``n_subjects``, ``groups_source``,
         ``confidence_intervals``, ``subject_level`` and ``brain_level`` (None without groups), ``warnings``.
 
@@ -94,8 +132,6 @@ def evaluate_run(
     AlzmriError
         Not a run; the data no longer matches the run's manifest; the split is empty.
     """
-    from alzmri.reporting.figures import plot_confusion_matrix, plot_roc_curves
-
     run_dir = Path(run_dir)
     model, info = load_model(run_dir)
     task = get_task(getattr(info, "task", "") or "4class")
@@ -178,25 +214,33 @@ def evaluate_run(
         "brain_level": brain,
         "warnings": warns,
     }
-    name = "metrics.json" if split == "test" else f"metrics_{split}.json"
-    atomic_write_json(run_dir / name, result)
-    if split == "test":
-        from alzmri.reporting.model_card import write_model_card
+    return RunScores(result, info, split, [index.records[i].path for i in sel], y_true, probs, groups)
 
-        write_model_card(run_dir, info, result)
+
+def write_scores(run_dir: str | Path, scores: RunScores) -> list[Path]:
+    """Write ``predictions.csv`` and then ``metrics.json`` (``*_<split>`` for other splits than test).
+
+    ``predictions.csv``: path, class (the true class of the run's task), group (when the
+    scores have subjects), predicted, ``p_<class>`` per class. ``metrics.json`` is written
+    last: its presence marks a finished evaluation. Both atomically.
+
+    Returns
+    -------
+    list of Path
+        The two files.
+    """
+    run_dir = Path(run_dir)
+    names = scores.info.class_names
+    groups = scores.groups
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "class", *(["group"] if groups is not None else []), "predicted", *(f"p_{c}" for c in info.class_names)])
-    for j, (i, p) in enumerate(zip(sel, probs)):
-        rec = index.records[i]
+    w.writerow(["path", "class", *(["group"] if groups is not None else []), "predicted", *(f"p_{c}" for c in names)])
+    for j, (path, p) in enumerate(zip(scores.paths, scores.probs)):
         g = [int(groups[j])] if groups is not None else []
-        # class: the true class of the run's task (the folder's class for 4class)
-        w.writerow([rec.path, info.class_names[int(y_true[j])], *g, info.class_names[int(np.argmax(p))], *(f"{v:.6f}" for v in p)])
-    suffix = "" if split == "test" else f"_{split}"
-    atomic_write_text(run_dir / f"predictions{suffix}.csv", buf.getvalue())
-    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), info.class_names, run_dir / f"confusion_matrix{suffix}.png", title=f"{info.model} - {split} split ({info.split_strategy})")
-    plot_roc_curves(y_true, probs, info.class_names, run_dir / f"roc_curves{suffix}.png")
-    return result
+        w.writerow([path, names[int(scores.y_true[j])], *g, names[int(np.argmax(p))], *(f"{v:.6f}" for v in p)])
+    preds = atomic_write_text(run_dir / f"predictions{scores.suffix}.csv", buf.getvalue())
+    metrics = atomic_write_json(run_dir / f"metrics{scores.suffix}.json", scores.metrics)
+    return [Path(preds), Path(metrics)]
 
 
 def brain_level_metrics(y_true, y_prob, groups, task: str | Task, *, threshold: float | None = None, n_boot: int = N_BOOT, seed: int = 0) -> dict:
@@ -246,4 +290,4 @@ def validation_threshold(model, info, task: Task, images: np.ndarray, splits: np
     return choose_threshold(yv, pvg)
 
 
-__all__ = ["AGGREGATION_RULE", "N_BOOT", "brain_level_metrics", "evaluate_run", "validation_threshold"]
+__all__ = ["AGGREGATION_RULE", "N_BOOT", "RunScores", "brain_level_metrics", "score_run", "validation_threshold", "write_scores"]

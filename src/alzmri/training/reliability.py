@@ -395,13 +395,13 @@ def plan_resume(cfg) -> ResumePlan:
     AlzmriError
         No ``out``; the folder does not exist or holds no ``config.yaml`` (never
         started); the run already finished; a cross-validation folder (resumed by
-        :func:`alzmri.training.cv.train_cv`); an option differs from the saved one; the
+        :func:`alzmri.pipeline.train_cv`); an option differs from the saved one; the
         saved config is unreadable.
     """
     if cfg.out is None:
         raise AlzmriError("--resume needs --out RUN, the run folder to continue")
     if cfg.folds is not None:
-        raise AlzmriError("folds is set: resume cross-validation with alzmri.training.cv.train_cv (alzmri train --folds K --out DIR --resume)")
+        raise AlzmriError("folds is set: resume cross-validation with alzmri.pipeline.train_cv (alzmri train --folds K --out DIR --resume)")
     out = Path(cfg.out)
     config_file = out / "config.yaml"
     if not out.is_dir():

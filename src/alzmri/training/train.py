@@ -6,6 +6,7 @@ import logging
 import math
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -137,8 +138,39 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # a frozen backbone stays in eval mode
 
 
-def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
+@dataclass
+class TrainedRun:
+    """A slice-level run folder :func:`train` wrote, with what evaluating it can reuse.
+
+    Attributes
+    ----------
+    run_dir : Path
+    index : DatasetIndex or None
+        The discovered dataset (None on the ranks other than 0 of a multi-process run).
+    images : ndarray of shape (n_images, H, W), dtype uint8, or None
+        Its decoded images.
+    history : list of dict
+        The rows of ``history.csv`` (one per epoch).
+    evaluate : bool
+        ``cfg.evaluate`` and the split has test images.
+    is_global_zero : bool, default=True
+        False in the other processes of a multi-process run (they write nothing).
+    """
+
+    run_dir: Path
+    index: DatasetIndex | None
+    images: np.ndarray | None
+    history: list
+    evaluate: bool
+    is_global_zero: bool = True
+
+
+def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedRun:
     """Train ``cfg.model`` on ``cfg.data`` and write a run folder, or continue one (``cfg.resume``).
+
+    This is the training step only (model files, ``run.json``, ``history.csv``,
+    ``manifest.csv``); :func:`alzmri.pipeline.train` (``alzmri train``) chains it with the
+    evaluation, the figures and the model card, and runs brain-level models.
 
     Every file of the run folder is written atomically; ``checkpoints/last.ckpt`` holds
     the state after the last complete epoch. With ``cfg.resume`` the run folder
@@ -161,9 +193,8 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
 
     Returns
     -------
-    Path
-        The run folder (see :mod:`alzmri.runs`), with ``metrics.json`` when
-        ``cfg.evaluate``.
+    TrainedRun
+        The run folder (see :mod:`alzmri.runs`) and the data it was trained on.
 
     Raises
     ------
@@ -178,10 +209,8 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         Ctrl-C (SIGINT) or SIGTERM: the message names the kept checkpoint and the resume
         command (an :class:`AlzmriError` with exit code 130 or 143).
     """
-    if _brain_level(cfg):  # one prediction per brain, or a non-neural baseline: training/brain_runs.py
-        from alzmri.training.brain_runs import train_brain
-
-        return train_brain(cfg, progress=progress)
+    if is_brain_level(cfg):
+        raise AlzmriError(f"{cfg.model} (level {cfg.level}) predicts once per brain: train it with alzmri.pipeline.train (alzmri train)")
     check_loss(cfg.task, cfg.loss)
     plan = None
     if cfg.resume:
@@ -193,7 +222,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
         return _train(cfg, progress=progress, resume=plan)
 
 
-def _brain_level(cfg: TrainConfig) -> bool:
+def is_brain_level(cfg: TrainConfig) -> bool:
     """True for a run of :mod:`alzmri.training.brain_runs`: ``level: brain`` or a ``baseline:`` model, also
     when ``cfg`` only names a run folder to resume (its saved ``config.yaml`` says)."""
     level, model = cfg.level, cfg.model
@@ -225,7 +254,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         raise AlzmriError(f"{out}: run folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
 
     if cfg.folds is not None:
-        raise AlzmriError("folds is set: run cross-validation with alzmri.training.cv.train_cv (alzmri train --folds K)")
+        raise AlzmriError("folds is set: run cross-validation with alzmri.pipeline.train_cv (alzmri train --folds K)")
 
     index = discover(data_dir)
     manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
@@ -332,7 +361,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     with rank_failures(ranks, kept=lambda: _kept_checkpoint(out / "checkpoints")):
         trainer.fit(module, datamodule=dm, ckpt_path=resume.checkpoint if resume is not None else None, weights_only=True)
     if not trainer.is_global_zero:
-        return out  # the other ranks are done: rank 0 writes the run's files
+        return TrainedRun(out, None, None, [], False, is_global_zero=False)  # the other ranks are done: rank 0 writes the run's files
     device = str(module.device)
 
     history = run_state.rows
@@ -385,15 +414,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         feature_cache=feature_record(feats, "" if feats is not None else image_path_reason(cfg, model)),
     )
     info.save(out)
-    from alzmri.reporting.figures import plot_training_curves
-
-    if history:
-        plot_training_curves(history, out / "training_curves.png")
-    if cfg.evaluate and counts["test"] > 0:
-        from alzmri.evaluation.evaluate import evaluate_run
-
-        evaluate_run(out, index=index, images=cached.images)
-    return out
+    return TrainedRun(out, index, cached.images, history, cfg.evaluate and counts["test"] > 0)
 
 
 def _kept_checkpoint(checkpoint_dir: Path) -> str:
