@@ -16,8 +16,7 @@ The verbs a Python user reaches for are here, imported on first use (PEP 562), s
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from alzmri.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -42,17 +41,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
-
-
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'alzmri' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -9,7 +9,7 @@ Names are imported on first use, so importing this package loads no model framew
 
 from __future__ import annotations
 
-import importlib
+from alzmri.utils.lazy import lazy_exports
 
 _WHERE = {
     "export_onnx": "alzmri.inference.onnx_export",
@@ -22,9 +22,4 @@ _WHERE = {
     "read_brain_input": "alzmri.inference.inputs",
 }
 __all__ = ["export_onnx", "load_backend", "load_brain_run", "predict_brain", "predict_brains", "predict_files", "predict_proba", "read_brain_input"]
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
