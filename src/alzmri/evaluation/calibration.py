@@ -280,7 +280,7 @@ def calibrate_run(run_dir: str | Path, *, data: str | Path | None = None, n_bins
     except AlzmriError:
         result["test"] = None
     if plot:
-        from alzmri.reporting.calibration_plot import plot_reliability_diagram
+        from alzmri.reporting.plots import plot_reliability_diagram
 
         path = plot_reliability_diagram(y, _softmax(logits, 1.0), _softmax(logits, t), run_dir / "reliability_diagram.png", n_bins=n_bins, temperature=t)
         result["figure"] = path.name

@@ -93,7 +93,7 @@ def evaluate_run(
     AlzmriError
         Not a run; the data no longer matches the run's manifest; the split is empty.
     """
-    from alzmri.reporting.figures import plot_confusion_matrix, plot_roc_curves
+    from alzmri.reporting.plots import plot_confusion_matrix, plot_roc_curves
 
     run_dir = Path(run_dir)
     model, info = load_model(run_dir)

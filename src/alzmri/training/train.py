@@ -385,7 +385,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         feature_cache=feature_record(feats, "" if feats is not None else image_path_reason(cfg, model)),
     )
     info.save(out)
-    from alzmri.reporting.figures import plot_training_curves
+    from alzmri.reporting.plots import plot_training_curves
 
     if history:
         plot_training_curves(history, out / "training_curves.png")
