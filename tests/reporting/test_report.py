@@ -1,33 +1,12 @@
-"""The comparison report and its figures, from synthetic rows (no training)."""
+"""The comparison report, its tables and notes, from synthetic rows (no training)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image
 
-from alzmri.data.classes import CLASS_NAMES
-from alzmri.reporting.figures import (
-    pareto_figure,
-    pareto_front,
-    plot_pareto,
-    plot_roc_comparison,
-    plot_tsne,
-    save_figure,
-    training_curves_figure,
-)
+from alzmri.reporting.plots import save_figure, training_curves_figure
 from alzmri.reporting.report import COLUMNS, format_table, leakage_note, write_report
-
-
-def assert_png(path: Path) -> None:
-    with Image.open(path) as img:
-        assert img.format == "PNG"
-        img.verify()
-    with Image.open(path) as img:
-        assert img.width > 300 and img.height > 300
 
 
 def row(name: str, time_s: float, bacc: float, size: float, **extra) -> dict:
@@ -37,29 +16,6 @@ def row(name: str, time_s: float, bacc: float, size: float, **extra) -> dict:
          "quadratic_weighted_kappa": 0.85, "roc_auc_ovr_macro": 0.95, "image_size": 64, "in_chans": 1, "epochs": 2}
     r.update(extra)
     return r
-
-
-def test_pareto_front():
-    # (time, score): b is dominated by a (slower, worse); d ties c's score but is slower
-    assert pareto_front([1, 2, 3, 4], [0.5, 0.4, 0.7, 0.7]) == [0, 2]
-    assert pareto_front([5.0], [0.1]) == [0]
-
-
-def test_pareto_and_tsne_pngs(tmp_path):
-    rows = [row("a", 10, 0.6, 5), row("b", 2000, 0.8, 90), row("c", 50, 0.5, 20)]
-    assert_png(plot_pareto(rows, tmp_path / "pareto.png"))
-    fig = pareto_figure(rows)
-    assert fig.axes[0].get_xscale() == "log"  # 200x spread
-    assert fig.axes[0].get_xlabel() == "training time (s)"
-    rng = np.random.default_rng(0)
-    emb = rng.normal(size=(40, 2))
-    labels = np.repeat(np.arange(4), 10)
-    assert_png(plot_tsne(emb, labels, CLASS_NAMES, tmp_path / "tsne.png", title="t"))
-    with pytest.raises(ValueError, match="shape"):
-        plot_tsne(emb[:, :1], labels, CLASS_NAMES, tmp_path / "x.png")
-    y = np.repeat(np.arange(4), 5)
-    p = rng.dirichlet(np.ones(4), size=20)
-    assert_png(plot_roc_comparison({"a": (y, p), "b": (y, p[::-1])}, CLASS_NAMES, tmp_path / "roc.png", aucs={"a": 0.5}))
 
 
 def test_write_report_tables_notes_and_self_contained_html(tmp_path):

@@ -137,7 +137,7 @@ def compare(
         them).
     """
     from alzmri.data.tasks import get_task
-    from alzmri.reporting.figures import plot_pareto, plot_roc_comparison
+    from alzmri.reporting.plots import plot_pareto, plot_roc_comparison
     from alzmri.reporting.report import write_report
 
     source = source or "comparison config"

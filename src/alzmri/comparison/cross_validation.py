@@ -254,8 +254,7 @@ def _write_outputs(config: CompareConfig, rows: list[dict], result: dict, task, 
     """comparison.json, table.csv, the figures and the report."""
     from alzmri.comparison.cv_summary import HEADLINE_LABELS
     from alzmri.reporting.cv_report import write_cv_report
-    from alzmri.reporting.figures import plot_pareto
-    from alzmri.reporting.forest import plot_forest
+    from alzmri.reporting.plots import plot_forest, plot_pareto
 
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     fig_dir = out / "figures"

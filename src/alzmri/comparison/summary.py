@@ -89,7 +89,7 @@ def summarize_row(
         training_images_per_s,
         tsne_embedding,
     )
-    from alzmri.reporting.figures import plot_tsne
+    from alzmri.reporting.plots import plot_tsne
     from alzmri.runs import load_model
 
     row_dir = Path(row_dir)

@@ -7,7 +7,7 @@ replacement, within each class) and evaluates *every* row on those same brains, 
 row's difference to a reference row is judged against the spread of the paired
 difference, not against the spread of the brains' difficulty.
 
-The result is a plain JSON-serialisable dict of numbers; :mod:`alzmri.reporting.forest`
+The result is a plain JSON-serialisable dict of numbers; :mod:`alzmri.reporting.plots.forest`
 draws it.
 
 References
@@ -152,7 +152,7 @@ def paired_comparison(
     See Also
     --------
     alzmri.evaluation.task_metrics.paired_bootstrap_difference : the two-model case.
-    alzmri.reporting.forest.forest_figure : draws the result.
+    alzmri.reporting.plots.forest_figure : draws the result.
 
     Notes
     -----

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.config import TrainConfig
-from alzmri.data.discovery import DatasetIndex
-from alzmri.evaluation.evaluate import N_BOOT, score_run, write_scores
+from alzmri.evaluation.evaluate import score_run, write_scores
 
 __all__ = ["calibrate", "evaluate", "train"]
 
@@ -22,16 +21,8 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     ``baseline:*``): :func:`alzmri.pipeline.brains.train_brain`. With ``cfg.folds``, use
     :func:`alzmri.pipeline.train_cv`.
 
-    Parameters
-    ----------
-    cfg : TrainConfig
-    progress : bool, default=True
-        Show a progress bar.
-
-    Returns
-    -------
-    Path
-        The run folder (see :mod:`alzmri.runs`), with ``metrics.json`` when evaluated.
+    ``cfg`` is a :class:`~alzmri.config.TrainConfig`; ``progress`` shows a progress bar.
+    Returns the run folder (see :mod:`alzmri.runs`), with ``metrics.json`` when evaluated.
 
     Raises
     ------
@@ -62,24 +53,21 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     return trained.run_dir
 
 
-def evaluate(
-    run_dir: str | Path,
-    *,
-    data: str | Path | None = None,
-    split: str = "test",
-    index: DatasetIndex | None = None,
-    images: np.ndarray | None = None,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-    recover_groups: bool = True,
-    layout=None,
-) -> dict | None:
+def evaluate(run_dir: str | Path, *, split: str = "test", **options) -> dict | None:
     """Score a run on one split of its manifest and write the results (``alzmri evaluate``).
 
     :func:`alzmri.evaluation.evaluate.score_run` computes; then ``predictions.csv``,
     ``confusion_matrix.png`` (row-normalised), ``roc_curves.png``, the model card (test
     split) and ``metrics.json`` are written into the run folder (``*_<split>`` names for
-    the other splits). The parameters are :func:`~alzmri.evaluation.evaluate.score_run`'s.
+    the other splits).
+
+    Parameters
+    ----------
+    run_dir : path-like
+    split : {"test", "val", "train"}, default="test"
+    **options
+        Keyword arguments of :func:`~alzmri.evaluation.evaluate.score_run`: ``data``,
+        ``index``, ``images``, ``n_boot``, ``seed``, ``recover_groups``, ``layout``.
 
     Returns
     -------
@@ -96,8 +84,7 @@ def evaluate(
     from alzmri.reporting.plots import plot_confusion_matrix, plot_roc_curves
 
     run_dir = Path(run_dir)
-    scores = score_run(run_dir, data=data, split=split, index=index, images=images, n_boot=n_boot, seed=seed,
-                       recover_groups=recover_groups, layout=layout)
+    scores = score_run(run_dir, split=split, **options)
     if scores is None:
         return None
     info, m = scores.info, scores.metrics
@@ -116,24 +103,10 @@ def calibrate(run_dir: str | Path, *, data: str | Path | None = None, n_bins: in
     :func:`alzmri.evaluation.calibration.calibrate_run` computes (Guo et al. 2017,
     temperature scaling); the diagram shows the validation bins before and after.
 
-    Parameters
-    ----------
-    run_dir : path-like
-    data : path-like, optional
-        Dataset folder; default: the run's.
-    n_bins : int, default=15
-        Bins of the ECE and the diagram.
-    plot : bool, default=True
-
-    Returns
-    -------
-    dict
-        The contents of ``calibration.json``.
-
-    Raises
-    ------
-    AlzmriError
-        Not a run, empty validation split, or data that no longer matches the manifest.
+    ``data`` and ``n_bins`` are :func:`~alzmri.evaluation.calibration.calibrate_run`'s
+    (``n_bins`` also bins the diagram); ``plot=False`` skips the diagram. Returns what
+    ``calibration.json`` holds; raises :class:`~alzmri.errors.AlzmriError` as
+    ``calibrate_run`` does.
     """
     from alzmri.evaluation.calibration import CALIBRATION_FILE, calibrate_run
     from alzmri.utils.io import atomic_write_json

@@ -1,14 +1,8 @@
 """The folds of a K-fold cross-validation by subject (``alzmri train --folds K``, ``alzmri compare --folds K``).
 
 :func:`make_fold_splits` cuts them; :func:`alzmri.pipeline.train_cv` trains one ordinary
-run per fold and :func:`alzmri.evaluation.cv.summarize_cv` scores them. The folder::
-
-    OUT/config.yaml              the settings (read back by --resume)
-    OUT/cv-splits/fold-<i>.csv   the split of fold i (a manifest with group and strategy columns)
-    OUT/fold-<i>/                an ordinary run folder trained on that manifest (alzmri.runs)
-    OUT/cv.json                  per-fold metrics, their mean and standard deviation, and the
-                                 pooled out-of-fold metrics (every image scored once, by the
-                                 model that did not see its subject)
+run per fold and :func:`alzmri.evaluation.cv.summarize_cv` scores them (the folder is
+described in :mod:`alzmri.pipeline.cv`).
 
 Folds come from :func:`alzmri.data.splits.subject_folds`: test = one fold of
 ``StratifiedGroupKFold``, validation carved from the remaining subjects, so no subject is in

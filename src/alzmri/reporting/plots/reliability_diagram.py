@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from alzmri.evaluation.calibration import expected_calibration_error, reliability_bins
-from alzmri.reporting.figures import save_figure
+from alzmri.reporting.plots._figure import _new_figure, save_figure
+
+__all__ = ["plot_reliability_diagram", "reliability_figure"]
 
 
 def reliability_figure(y_true, prob_before, prob_after=None, *, n_bins: int = 15, temperature: float | None = None) -> Figure:
@@ -31,8 +32,7 @@ def reliability_figure(y_true, prob_before, prob_after=None, *, n_bins: int = 15
     matplotlib.figure.Figure
     """
     sets = [("uncalibrated", prob_before)] + ([(f"temperature scaled (T = {temperature:.3g})" if temperature else "calibrated", prob_after)] if prob_after is not None else [])
-    fig = Figure(figsize=(4.2 * len(sets), 4.2))
-    FigureCanvasAgg(fig)
+    fig = _new_figure((4.2 * len(sets), 4.2))
     width = 1.0 / n_bins
     for i, (title, p) in enumerate(sets):
         ax = fig.add_subplot(1, len(sets), i + 1)
@@ -52,5 +52,24 @@ def reliability_figure(y_true, prob_before, prob_after=None, *, n_bins: int = 15
 
 
 def plot_reliability_diagram(y_true, prob_before, prob_after, path: str | Path, *, n_bins: int = 15, temperature: float | None = None) -> Path:
-    """Write :func:`reliability_figure` as a PNG (atomically); returns ``path``."""
+    """Write :func:`reliability_figure` as a PNG, atomically.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+    prob_before : array-like of shape (n_samples, n_classes)
+        Uncalibrated probabilities.
+    prob_after : array-like of shape (n_samples, n_classes) or None
+        Calibrated probabilities (second panel); None draws one panel.
+    path : str or pathlib.Path
+        Destination PNG; its folder is created if needed.
+    n_bins : int, default=15
+    temperature : float, optional
+        Shown in the second panel's title.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The destination path.
+    """
     return save_figure(reliability_figure(y_true, prob_before, prob_after, n_bins=n_bins, temperature=temperature), path)

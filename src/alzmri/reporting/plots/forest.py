@@ -1,9 +1,9 @@
 """Forest plot of a paired model comparison (the dict of :func:`alzmri.evaluation.paired.paired_comparison`).
 
 Reporting only draws: every number comes from the result dict, nothing is recomputed.
-Like :mod:`alzmri.reporting.figures`, the figure is a standalone Agg
+Like every plot in :mod:`alzmri.reporting.plots`, the figure is a standalone Agg
 :class:`~matplotlib.figure.Figure` (no pyplot state) and :func:`plot_forest` writes it
-atomically with :func:`~alzmri.reporting.figures.save_figure`.
+atomically with :func:`~alzmri.reporting.plots.save_figure`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from alzmri.reporting.figures import _new_figure, save_figure
+from alzmri.reporting.plots._figure import _new_figure, save_figure
 
 __all__ = ["VERDICT_COLORS", "forest_figure", "plot_forest"]
 

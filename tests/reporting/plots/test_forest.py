@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from alzmri.reporting.forest import forest_figure, plot_forest
+from alzmri.reporting.plots import forest_figure, plot_forest
 
 RESULT = {
     "reference": "cnn",
