@@ -25,20 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.errors import AlzmriError
+from alzmri.evaluation.checks import check_targets_and_probabilities
 
 CALIBRATION_FILE = "calibration.json"
-
-
-def _check(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true)
-    y_prob = np.asarray(y_prob, dtype=np.float64)
-    if y_prob.ndim != 2 or y_true.ndim != 1 or len(y_true) != len(y_prob):
-        raise ValueError(f"expected y_true of shape (n,) and y_prob of shape (n, n_classes); got {y_true.shape} and {y_prob.shape}")
-    if len(y_true) == 0:
-        raise ValueError("no samples")
-    if y_true.min() < 0 or y_true.max() >= y_prob.shape[1]:
-        raise ValueError(f"labels must lie in 0..{y_prob.shape[1] - 1}; got {y_true.min()}..{y_true.max()}")
-    return y_true.astype(np.int64), y_prob
 
 
 def expected_calibration_error(y_true, y_prob, *, n_bins: int = 15) -> float:
@@ -65,7 +54,7 @@ def expected_calibration_error(y_true, y_prob, *, n_bins: int = 15) -> float:
     ValueError
         Shapes disagree, no samples, or labels out of range.
     """
-    y_true, y_prob = _check(y_true, y_prob)
+    y_true, y_prob = check_targets_and_probabilities(y_true, y_prob)
     conf = y_prob.max(axis=1)
     correct = (y_prob.argmax(axis=1) == y_true).astype(np.float64)
     bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
@@ -89,7 +78,7 @@ def brier_score_multiclass(y_true, y_prob) -> float:
     -------
     float in [0, 2]
     """
-    y_true, y_prob = _check(y_true, y_prob)
+    y_true, y_prob = check_targets_and_probabilities(y_true, y_prob)
     onehot = np.eye(y_prob.shape[1])[y_true]
     return float(((y_prob - onehot) ** 2).sum(axis=1).mean())
 
@@ -103,7 +92,7 @@ def reliability_bins(y_true, y_prob, *, n_bins: int = 15) -> dict:
         ``edges`` (n_bins + 1,), ``count``, ``accuracy``, ``confidence`` (n_bins,) lists;
         accuracy and confidence are None for empty bins.
     """
-    y_true, y_prob = _check(y_true, y_prob)
+    y_true, y_prob = check_targets_and_probabilities(y_true, y_prob)
     conf = y_prob.max(axis=1)
     correct = (y_prob.argmax(axis=1) == y_true).astype(np.float64)
     bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
@@ -116,9 +105,21 @@ def reliability_bins(y_true, y_prob, *, n_bins: int = 15) -> dict:
     return out
 
 
-def _softmax(logits: np.ndarray, t: float) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / t
-    z -= z.max(axis=1, keepdims=True)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``, in float64.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n, n_classes)
+    temperature : float, default=1.0
+        Positive; > 1 softens the probabilities (temperature scaling).
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes), dtype float64; rows sum to 1.
+    """
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
@@ -157,7 +158,7 @@ def fit_temperature(logits, y_true, *, bounds: tuple[float, float] = (0.05, 20.0
     """
     from scipy.optimize import minimize_scalar
 
-    y_true, logits = _check(y_true, logits)
+    y_true, logits = check_targets_and_probabilities(y_true, logits, probabilities=False)
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     res = minimize_scalar(lambda s: nll(logits, y_true, float(np.exp(s))), bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(res.x))
@@ -167,7 +168,7 @@ def calibration_summary(logits, y_true, temperature: float, *, n_bins: int = 15)
     """NLL, ECE and Brier score before (T = 1) and after temperature scaling."""
     out = {}
     for name, t in (("before", 1.0), ("after", temperature)):
-        p = _softmax(logits, t)
+        p = softmax(logits, t)
         out[name] = {
             "nll": nll(logits, y_true, t),
             "ece": expected_calibration_error(y_true, p, n_bins=n_bins),
@@ -296,4 +297,4 @@ def calibrate_run(run_dir: str | Path, *, data: str | Path | None = None, n_bins
         result["test"] = calibration_summary(tl, ty, t, n_bins=n_bins)
     except AlzmriError:
         result["test"] = None
-    return result, ReliabilityData(y, _softmax(logits, 1.0), _softmax(logits, t))
+    return result, ReliabilityData(y, softmax(logits, 1.0), softmax(logits, t))

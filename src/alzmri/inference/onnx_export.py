@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.errors import AlzmriError
+from alzmri.evaluation.calibration import softmax
 from alzmri.utils.io import atomic_write_bytes, match_umask
 
 #: Key of the preprocessing metadata in the ONNX ``metadata_props``.
@@ -51,25 +52,6 @@ def preprocess(images: np.ndarray, *, mean: float, std: float, in_chans: int) ->
     if in_chans == 3:
         x = np.repeat(x, 3, axis=1)
     return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``, in float64.
-
-    Parameters
-    ----------
-    logits : ndarray of shape (n, n_classes)
-    temperature : float, default=1.0
-        Positive; > 1 softens the probabilities (see :mod:`alzmri.evaluation.calibration`).
-
-    Returns
-    -------
-    ndarray of shape (n, n_classes), dtype float64; rows sum to 1.
-    """
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def export_onnx(run_dir: str | Path, path: str | Path, *, opset: int = OPSET) -> Path:

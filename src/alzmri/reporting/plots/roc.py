@@ -10,7 +10,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from alzmri.evaluation.metrics import check_targets_and_probabilities
+from alzmri.evaluation.checks import check_targets_and_probabilities
 from alzmri.reporting.plots._figure import _new_figure, _style_roc_axes, save_figure
 
 __all__ = ["plot_roc_curves", "roc_curves_figure"]

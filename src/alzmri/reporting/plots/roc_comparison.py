@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from alzmri.evaluation.metrics import check_targets_and_probabilities
+from alzmri.evaluation.checks import check_targets_and_probabilities
 from alzmri.reporting.plots._figure import _finite_or_none, _new_figure, _style_roc_axes, save_figure
 
 __all__ = ["plot_roc_comparison", "roc_comparison_figure"]
