@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from alzmri.evaluation.checks import check_targets_and_probabilities
 from alzmri.evaluation.aggregation import (
     _bootstrap_replicates,
     _finite,
@@ -42,8 +43,6 @@ def _check_inputs(y_true, probs, reference, n_boot, alpha) -> tuple[np.ndarray, 
     y = np.asarray(y_true)
     if y.ndim != 1 or len(y) == 0:
         raise ValueError(f"y_true must be a non-empty array of shape (n_brains,); got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError(f"y_true must hold non-negative integer class labels; got dtype {y.dtype}")
     if not isinstance(probs, Mapping):
         raise TypeError(f"The 'probs' parameter of paired_comparison must be a mapping row name -> (n_brains, n_classes) array. Got {type(probs).__name__} instead.")
     if len(probs) == 0:
@@ -59,7 +58,7 @@ def _check_inputs(y_true, probs, reference, n_boot, alpha) -> tuple[np.ndarray, 
         if arr.ndim != 2 or arr.shape != expected:
             want = f"({len(y)}, n_classes)" if expected[1] < 0 else str(expected)
             raise ValueError(f"probs[{name!r}] must have shape {want} (n_brains = len(y_true), n_classes as the first row); got shape {arr.shape}")
-        rows[name] = arr
+        y_checked, rows[name] = check_targets_and_probabilities(y, arr)  # labels in range, finite rows summing to 1
     names = list(rows)
     ref = names[0] if reference is None else reference
     if ref not in rows:
@@ -70,7 +69,7 @@ def _check_inputs(y_true, probs, reference, n_boot, alpha) -> tuple[np.ndarray, 
         raise ValueError(f"The 'n_boot' parameter of paired_comparison must be an int >= 1. Got {n_boot!r} instead.")
     if not (isinstance(alpha, (int, float, np.floating)) and 0 < alpha < 1):
         raise ValueError(f"The 'alpha' parameter of paired_comparison must be a float in (0, 1). Got {alpha!r} instead.")
-    return y.astype(np.int64), rows, ref
+    return y_checked, rows, ref
 
 
 def _interval(values: np.ndarray, alpha: float) -> list[float] | None:
