@@ -34,6 +34,7 @@ from alzmri.comparison.summary import _METRIC_KEYS, TABLE_KEYS, _read_summary, s
 from alzmri.config import TrainConfig, dump_config
 from alzmri.data.tasks import Task
 from alzmri.errors import AlzmriError, RunInterrupted
+from alzmri.evaluation.evaluate import read_predictions
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["TABLE_KEYS", "compare", "row_state", "summarize_row", "train_rows"]
@@ -81,16 +82,11 @@ def _prepare_manifest(cfg: CompareConfig, source: str, echo: Callable[[str], Non
 
 
 def _read_predictions(row_dir: Path, task: Task) -> tuple[np.ndarray, np.ndarray] | None:
-    path = row_dir / "predictions.csv"
-    if not path.is_file():
+    """(labels, probabilities) of a row's test predictions; None when it has none."""
+    if not (row_dir / "predictions.csv").is_file():
         return None
-    with path.open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("split", "test") == "test"]  # brain-level runs list validation brains too
-    if not rows:
-        return None
-    y = np.array([task.label_of(r["class"]) for r in rows])  # a slice run's "class" is the folder's: the task's label
-    p = np.array([[float(r[f"p_{c}"]) for c in task.class_names] for r in rows])
-    return y, p
+    pred = read_predictions(row_dir, task)
+    return (pred.y_true, pred.probs) if len(pred.y_true) else None
 
 
 # --------------------------------------------------------------------------- main

@@ -37,6 +37,7 @@ from alzmri.comparison.config import CompareConfig, ModelEntry
 from alzmri.comparison.cv_summary import headline_metrics, paired_statistics, result_sentence
 from alzmri.config import TrainConfig, dump_config
 from alzmri.errors import AlzmriError, RunInterrupted
+from alzmri.evaluation.evaluate import read_predictions
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["FOLDS_DIR", "brain_predictions", "compare_cv"]
@@ -105,27 +106,19 @@ def brain_predictions(run_dir: str | Path, task) -> dict:
     AlzmriError
         No ``predictions.csv``, or one without brains (names the file).
     """
-    path = Path(run_dir) / "predictions.csv"
-    try:
-        with path.open(encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        raise AlzmriError(f"{path}: missing; the run did not finish its evaluation (rerun the comparison to train it again)") from None
+    pred = read_predictions(run_dir, task)
     names = list(task.class_names)
-    if rows and "brain" in rows[0]:
-        rows = [r for r in rows if r.get("split", "test") == "test"]
-        key = "brain"
-    elif rows and "group" in rows[0]:
-        key = "group"
+    if pred.brains is not None:
+        ids = pred.brains
+    elif pred.groups is not None:
+        ids = pred.groups.astype(np.int64)
     else:
-        raise AlzmriError(f"{path}: no brain or group column; a comparison by brain needs subject groups (split_strategy: subject)")
-    by_brain: dict[int, list] = {}
-    for r in rows:
-        by_brain.setdefault(int(r[key]), []).append(r)
-    brains = np.array(sorted(by_brain), dtype=np.int64)
-    y = np.array([task.label_of(by_brain[b][0]["class"]) for b in brains], dtype=np.int64)
-    prob = np.array([np.mean([[float(r[f"p_{c}"]) for c in names] for r in by_brain[b]], axis=0) for b in brains], dtype=np.float64)
-    n = np.array([int(by_brain[b][0]["n_slices"]) if key == "brain" else len(by_brain[b]) for b in brains], dtype=np.int64)
+        raise AlzmriError(f"{pred.path}: no brain or group column; a comparison by brain needs subject groups (split_strategy: subject)")
+    brains = np.unique(ids)
+    first = np.array([np.flatnonzero(ids == b)[0] for b in brains], dtype=np.int64)
+    y = pred.y_true[first]
+    prob = np.array([pred.probs[ids == b].mean(axis=0) for b in brains], dtype=np.float64)
+    n = pred.n_slices[first] if pred.brains is not None else np.array([int(np.sum(ids == b)) for b in brains], dtype=np.int64)
     return {"brain": brains, "y": y, "prob": prob.reshape(len(brains), len(names)), "n_slices": n}
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from alzmri.comparison.config import ModelEntry
 from alzmri.config import TrainConfig
+from alzmri.evaluation.aggregation import CI_METRICS
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["SUMMARY_VERSION", "TABLE_KEYS", "summarize_row"]
@@ -32,7 +33,7 @@ TABLE_KEYS = (
 )
 #: Bumped when summary.json gains or changes fields; older summaries are measured again.
 SUMMARY_VERSION = 1
-_METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_weighted_kappa", "roc_auc_ovr_macro")
+_METRIC_KEYS = tuple(sorted(CI_METRICS))  # the table's column order
 
 
 def summarize_row(

@@ -7,41 +7,20 @@ writes nothing (:func:`alzmri.pipeline.train_cv` writes it).
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
-from alzmri.data.classes import CLASS_NAMES
-from alzmri.errors import AlzmriError
-from alzmri.evaluation.aggregation import metrics_with_ci, subject_level_metrics
+from alzmri.evaluation.aggregation import CI_METRICS, metrics_with_ci, subject_level_metrics
+from alzmri.evaluation.evaluate import read_predictions
 from alzmri.evaluation.metrics import classification_metrics
 
 __all__ = ["CV_FILE", "SUMMARY_METRICS", "summarize_cv"]
 
 CV_FILE = "cv.json"
 #: Metrics summarised across folds (slice level and subject level).
-SUMMARY_METRICS = ("balanced_accuracy", "macro_f1", "roc_auc_ovr_macro", "quadratic_weighted_kappa", "accuracy")
-
-
-def _read_predictions(run: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray | None]:
-    """(class names, paths, task labels, probabilities, groups or None) of a fold's predictions.csv."""
-    from alzmri.data.tasks import get_task
-
-    with (run / "predictions.csv").open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return list(CLASS_NAMES), [], np.zeros(0, np.int64), np.zeros((0, len(CLASS_NAMES))), None
-    names = [c[2:] for c in rows[0] if c.startswith("p_")]
-    try:  # the "class" column holds the image's folder class (4 canonical classes); the columns the task's
-        task = get_task(json.loads((run / "run.json").read_text(encoding="utf-8")).get("task", "4class"))
-    except (OSError, ValueError, AlzmriError):
-        task = get_task("4class")
-    y = np.array([task.label_of(r["class"]) for r in rows], dtype=np.int64)
-    p = np.array([[float(r[f"p_{c}"]) for c in names] for r in rows], dtype=np.float64)
-    g = np.array([r["group"] for r in rows]) if "group" in rows[0] else None
-    return names, [r["path"] for r in rows], y, p, g
+SUMMARY_METRICS = CI_METRICS
 
 
 def _mean_std(values: list) -> dict:
@@ -100,15 +79,15 @@ def summarize_cv(out: str | Path, *, k: int, seed: int, groups_source: str = "",
             for w in m.get("warnings", []):
                 if w not in warns:
                     warns.append(w)
-            names, fp, y, p, g = _read_predictions(run)
-            class_names = class_names or names
-            paths += fp
-            ys.append(y)
-            ps.append(p)
-            if g is None:
+            pred = read_predictions(run)
+            class_names = class_names or pred.class_names
+            paths += pred.paths
+            ys.append(pred.y_true)
+            ps.append(pred.probs)
+            if pred.groups is None:
                 has_groups = False
             else:
-                gs.append(g)
+                gs.append(pred.groups)
         for w in info.get("warnings", []):
             if w not in warns:
                 warns.append(w)

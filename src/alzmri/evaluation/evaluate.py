@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,89 @@ def write_scores(run_dir: str | Path, scores: RunScores) -> list[Path]:
     return [Path(preds), Path(metrics)]
 
 
+@dataclass
+class PredictionTable:
+    """The test rows of a run's ``predictions.csv`` (:func:`read_predictions`).
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    class_names : list of str
+        From its ``p_<class>`` columns.
+    y_true : ndarray of shape (n,), dtype int64
+        True classes in the run's task.
+    probs : ndarray of shape (n, n_classes), dtype float64
+    paths : list of str
+        Image paths (slice-level runs; empty strings for brain-level rows).
+    groups : ndarray of shape (n,), dtype str, or None
+        Subject of each slice (slice-level runs with groups).
+    brains : ndarray of shape (n,), dtype int64, or None
+        Brain of each row (brain-level runs and baselines: one row per brain).
+    n_slices : ndarray of shape (n,), dtype int64, or None
+        Slices of each brain (brain-level runs).
+    """
+
+    path: Path
+    class_names: list
+    y_true: np.ndarray
+    probs: np.ndarray
+    paths: list
+    groups: np.ndarray | None
+    brains: np.ndarray | None
+    n_slices: np.ndarray | None
+
+
+def read_predictions(run_dir: str | Path, task: Task | None = None) -> PredictionTable:
+    """The test rows of ``predictions.csv`` of a slice-level or brain-level run: the one reader of that file.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    task : Task, optional
+        The run's task; default: ``run.json``'s (``4class`` when it names none).
+
+    Returns
+    -------
+    PredictionTable
+        Brain-level files list validation brains too (a ``split`` column): only test rows
+        are returned.
+
+    Raises
+    ------
+    AlzmriError
+        No ``predictions.csv`` (the run did not finish its evaluation), or an unreadable one.
+    """
+    path = Path(run_dir) / "predictions.csv"
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            rows = [r for r in reader if r.get("split", "test") == "test"]
+    except FileNotFoundError:
+        raise AlzmriError(f"{path}: missing; the run did not finish its evaluation (evaluate or train it again)") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AlzmriError(f"{path}: cannot be read ({exc.__class__.__name__}); the run did not finish its evaluation (evaluate or train it again)") from None
+    if task is None:
+        try:
+            task = get_task(json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8")).get("task") or "4class")
+        except (OSError, ValueError, AlzmriError):
+            task = get_task("4class")
+    names = [c[2:] for c in columns if c.startswith("p_")]
+    try:
+        y = np.array([task.label_of(r["class"]) for r in rows], dtype=np.int64)
+        prob = np.array([[float(r[f"p_{c}"]) for c in names] for r in rows], dtype=np.float64).reshape(len(rows), len(names))
+    except (KeyError, ValueError, TypeError, AlzmriError) as exc:
+        raise AlzmriError(f"{path}: not a predictions file of this run's task ({exc}); evaluate the run again") from None
+    brain = "brain" in columns
+    return PredictionTable(
+        path, names, y, prob, [r.get("path", "") for r in rows],
+        np.array([r["group"] for r in rows]) if "group" in columns else None,
+        np.array([int(r["brain"]) for r in rows], dtype=np.int64) if brain else None,
+        np.array([int(r["n_slices"]) for r in rows], dtype=np.int64) if brain and "n_slices" in columns else None,
+    )
+
+
 def brain_level_metrics(y_true, y_prob, groups, task: str | Task, *, threshold: float | None = None, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """The task's brain-level metrics of slice predictions: one prediction per subject (mean of its slices).
 
@@ -290,4 +374,4 @@ def validation_threshold(model, info, task: Task, images: np.ndarray, splits: np
     return choose_threshold(yv, pvg)
 
 
-__all__ = ["AGGREGATION_RULE", "N_BOOT", "RunScores", "brain_level_metrics", "score_run", "validation_threshold", "write_scores"]
+__all__ = ["AGGREGATION_RULE", "N_BOOT", "PredictionTable", "RunScores", "read_predictions", "brain_level_metrics", "score_run", "validation_threshold", "write_scores"]
