@@ -113,9 +113,9 @@ def test_train_binary_writes_the_task_classes_and_brain_level_metrics(binary_run
     assert {line.split(",")[1] for line in (run / "predictions.csv").read_text().splitlines()[1:]} <= {"NonDemented", "Demented"}
     card = (run / "MODEL_CARD.md").read_text()
     assert "task: **binary**" in card and "NonDemented, Demented" in card and "Brain-level metrics" in card
-    from alzmri.cli import _print_metrics
+    from alzmri.cli.tables import print_metrics
 
-    _print_metrics(m)
+    print_metrics(m)
     out = capsys.readouterr().out
     assert "task binary" in out and "brain level, task binary" in out and "specificity" in out
 

@@ -1,4 +1,4 @@
-"""The ``alzmri data`` commands: inspect, download, groups and audit (registered by :mod:`alzmri.cli`).
+"""The ``alzmri data`` commands: inspect, download, groups and audit (added to :mod:`alzmri.cli`'s app).
 
 Each command parses its options, calls one library function and prints its result;
 warnings go to stderr as one line each (:func:`alzmri.utils.console.print_warning`).
@@ -11,22 +11,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from alzmri.cli.tables import fmt, out
 from alzmri.errors import AlzmriError
 
 data_app = typer.Typer(help="Inspect, download, group and audit datasets.", no_args_is_help=True)
-
-out = Console()
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
 
 
 def copies_line(n_copies: int, n_originals: int) -> str:
@@ -148,8 +138,8 @@ def _print_group_summary(s: dict) -> None:
     sep = s.get("separation")
     if sep:
         out.print(
-            f"separation: weakest link within groups {_fmt(sep['weakest_link_within'])}, "
-            f"strongest similarity between groups {_fmt(sep['strongest_between'])} (gap {_fmt(sep['gap'])})"
+            f"separation: weakest link within groups {fmt(sep['weakest_link_within'])}, "
+            f"strongest similarity between groups {fmt(sep['strongest_between'])} (gap {fmt(sep['gap'])})"
         )
     if s["n_unreadable"]:
         out.print(f"unreadable images (each its own group): {s['n_unreadable']}")
