@@ -160,6 +160,7 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
     """
     from alzmri.models import create_model
     from alzmri.models.ordinal import head_classes, make_ordinal
+    from alzmri.models.weights import state_mismatch
 
     info = RunInfo.load(run_dir)
     if info.level == "brain":
@@ -178,21 +179,9 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
         raise AlzmriError(f"{path}: not a readable safetensors weights file ({exc}); retrain the run") from None
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (first {missing[0]!r})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (first {unexpected[0]!r})")
-        if shapes:
-            k = shapes[0]
-            parts.append(f"{len(shapes)} of another shape (first {k!r}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+    if why := state_mismatch(state, model.state_dict()):
         raise AlzmriError(
-            f"{path}: weights do not fit model {info.model!r} of run.json: {', '.join(parts)}; the file belongs to another "
+            f"{path}: weights do not fit model {info.model!r} of run.json: {why}; the file belongs to another "
             "architecture or an older alzmri version - retrain the run or put back its own model.safetensors"
         )
     model.load_state_dict(state, strict=True)
