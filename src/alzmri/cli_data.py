@@ -125,7 +125,7 @@ def data_groups(
 
 def _groups_per_class(res) -> dict[str, int]:
     from alzmri.data.classes import CLASS_NAMES
-    from alzmri.data.splits import group_labels
+    from alzmri.data.subject_splits import group_labels
 
     if not len(res.group):
         return {}

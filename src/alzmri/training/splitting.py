@@ -19,7 +19,8 @@ from alzmri.config import TrainConfig
 from alzmri.data.discovery import DatasetIndex, discover
 from alzmri.data.eval_copies import CopySummary, leave_out_eval_copies, summarize_copies
 from alzmri.data.manifest import Manifest, load_manifest, write_manifest
-from alzmri.data.splits import make_split, split_warnings
+from alzmri.data.split_checks import split_warnings
+from alzmri.data.splits import make_split
 from alzmri.data.subjects import Subjects, resolve_subjects
 
 
