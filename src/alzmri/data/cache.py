@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.data.discovery import DatasetIndex
-from alzmri.data.download import default_cache_dir
 from alzmri.data.images import RESAMPLE, UnreadableImageError, decode_image
+from alzmri.data.locations import default_cache_dir
 from alzmri.errors import AlzmriError
 
 CACHE_VERSION = 1
@@ -143,7 +143,7 @@ def load_images(
     image_size : int
         Side in pixels.
     cache_dir : path-like, optional
-        Default :func:`alzmri.data.download.default_cache_dir`.
+        Default :func:`alzmri.data.locations.default_cache_dir`.
     use_cache : bool, default=True
         False decodes without reading or writing the cache.
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from alzmri.data.cache import load_images
 from alzmri.data.discovery import DatasetIndex, discover
-from alzmri.data.download import default_cache_dir
+from alzmri.data.locations import default_cache_dir
 from alzmri.data.manifest import load_manifest
 from alzmri.data.split_checks import split_warnings
 from alzmri.data.tasks import Task, get_task

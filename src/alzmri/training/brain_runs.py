@@ -230,7 +230,7 @@ def train_brain(cfg: TrainConfig, *, progress: bool = True) -> Path:
     manifest = None
     if cfg.split is not None:
         from alzmri.data.discovery import discover
-        from alzmri.data.download import resolve_data_dir
+        from alzmri.data.locations import resolve_data_dir
 
         manifest = load_manifest(cfg.split, discover(resolve_data_dir(cfg.data)))
     data = load_brain_data(cfg, image_size=image_size, manifest=manifest)

@@ -144,7 +144,7 @@ def make_split_manifest(cfg: TrainConfig, path: str | Path, *, index: DatasetInd
     AlzmriError
         Bad data, manifest or groups file.
     """
-    from alzmri.data.download import resolve_data_dir
+    from alzmri.data.locations import resolve_data_dir
 
     index = index if index is not None else discover(resolve_data_dir(cfg.data))
     manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
