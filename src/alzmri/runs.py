@@ -15,7 +15,6 @@ A run folder holds::
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -23,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from alzmri.errors import AlzmriError
-from alzmri.utils.io import atomic_write_json, current_umask
+from alzmri.utils.io import atomic_write_bytes, atomic_write_json
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -133,13 +132,8 @@ def model_size_mb(model: nn.Module) -> float:
 
 def save_weights(model: nn.Module, run_dir: str | Path) -> Path:
     """Write the model's state dict to ``model.safetensors`` (atomically)."""
-    path = Path(run_dir) / WEIGHTS_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp))
-    os.chmod(tmp, 0o666 & ~current_umask())  # as a plain open() would: readable to whoever reads the run
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(Path(run_dir) / WEIGHTS_FILE, save(state))
 
 
 def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, RunInfo]:
