@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from alzmri.data.cache import load_images
     from alzmri.data.discovery import discover
     from alzmri.data.groups import load_or_recover_groups
-    from alzmri.data.splits import stratified_split
+    from alzmri.data.slice_splits import stratified_split
 
     out: dict = {}
     if args.data is None:

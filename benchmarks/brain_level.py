@@ -1,7 +1,7 @@
 """Brain-level results table: baselines, AltzCNN (slice level) and brain-level models, 5-fold CV by brain.
 
 Every configuration is cross-validated on the same 5 folds by brain of all 200 brains of
-alzheimer-mri-6400 (:func:`alzmri.data.splits.subject_folds`, seed 42; validation brains
+alzheimer-mri-6400 (:func:`alzmri.data.folds.subject_folds`, seed 42; validation brains
 carved from each training fold). Reported per configuration: the pooled out-of-fold
 metrics of the test brains (every brain scored once) with 95 % intervals resampling brains,
 and the mean validation score (binary: ROC-AUC; 4class: balanced accuracy).

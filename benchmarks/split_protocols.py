@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["warnings"] = cv.get("warnings", [])
                 fold_splits = [load_manifest(cv_dir / "cv-splits" / f"fold-{i}.csv", index).splits for i in range(args.folds)]
             else:
-                from alzmri.data.splits import subject_folds
+                from alzmri.data.folds import subject_folds
 
                 if not args.no_cnn:
                     entry["altzcnn"] = "pending"

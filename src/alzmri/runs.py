@@ -15,7 +15,6 @@ A run folder holds::
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -23,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from alzmri.errors import AlzmriError
-from alzmri.utils.io import atomic_write_json, current_umask
+from alzmri.utils.io import atomic_write_bytes, atomic_write_json
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -133,13 +132,8 @@ def model_size_mb(model: nn.Module) -> float:
 
 def save_weights(model: nn.Module, run_dir: str | Path) -> Path:
     """Write the model's state dict to ``model.safetensors`` (atomically)."""
-    path = Path(run_dir) / WEIGHTS_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp))
-    os.chmod(tmp, 0o666 & ~current_umask())  # as a plain open() would: readable to whoever reads the run
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(Path(run_dir) / WEIGHTS_FILE, save(state))
 
 
 def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, RunInfo]:
@@ -160,6 +154,7 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
     """
     from alzmri.models import create_model
     from alzmri.models.ordinal import head_classes, make_ordinal
+    from alzmri.models.weights import state_mismatch
 
     info = RunInfo.load(run_dir)
     if info.level == "brain":
@@ -178,21 +173,9 @@ def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tu
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
         raise AlzmriError(f"{path}: not a readable safetensors weights file ({exc}); retrain the run") from None
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (first {missing[0]!r})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (first {unexpected[0]!r})")
-        if shapes:
-            k = shapes[0]
-            parts.append(f"{len(shapes)} of another shape (first {k!r}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+    if why := state_mismatch(state, model.state_dict()):
         raise AlzmriError(
-            f"{path}: weights do not fit model {info.model!r} of run.json: {', '.join(parts)}; the file belongs to another "
+            f"{path}: weights do not fit model {info.model!r} of run.json: {why}; the file belongs to another "
             "architecture or an older alzmri version - retrain the run or put back its own model.safetensors"
         )
     model.load_state_dict(state, strict=True)

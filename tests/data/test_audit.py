@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alzmri.data.audit import audit_split, format_audit
+from alzmri.data.audit import audit_split
+from alzmri.data.audit_format import format_audit
 from alzmri.data.discovery import discover
 from alzmri.data.groups import recover_groups
 from alzmri.errors import AlzmriError

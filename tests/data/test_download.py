@@ -12,15 +12,9 @@ import pytest
 
 import alzmri.data.download as dl
 from alzmri.data.classes import CLASS_NAMES
-from alzmri.data.download import (
-    HF_LABEL_TO_CLASS,
-    MARKER_NAME,
-    default_cache_dir,
-    default_dataset_dir,
-    download_dataset,
-    is_complete_dataset,
-    parquet_to_folders,
-)
+from alzmri.data.download import MARKER_NAME, download_dataset, is_complete_dataset
+from alzmri.data.locations import default_cache_dir, default_dataset_dir
+from alzmri.data.parquet import HF_LABEL_TO_CLASS, parquet_to_folders
 from alzmri.errors import AlzmriError
 
 # Source folder (the Kaggle/Hub spelling) -> the Hub's integer label code.

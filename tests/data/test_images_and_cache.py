@@ -1,4 +1,6 @@
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -68,6 +70,20 @@ def test_cache_hit_then_invalidated_by_a_changed_image(tmp_path, data_6400, _iso
     i = [r.path for r in discover(d).records].index(f"Non_Demented/{target.name}")
     assert not np.array_equal(third.images[i], first.images[i])
     assert np.array_equal(third.images[i], decode_image(target, 32))
+
+
+def test_cache_file_follows_the_umask_and_leaves_no_temporary_file(tmp_path, data_6400):
+    d = copy_subset(data_6400, tmp_path / "d", 2)
+    old = os.umask(0o022)
+    try:
+        cached = load_images(discover(d), 24, cache_dir=tmp_path / "cache")
+    finally:
+        os.umask(old)
+    assert not cached.hit and cached.path.parent == tmp_path / "cache" / "arrays"
+    assert stat.S_IMODE(cached.path.stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert [p.name for p in cached.path.parent.iterdir()] == [cached.path.name]
+    again = load_images(discover(d), 24, cache_dir=tmp_path / "cache")
+    assert again.hit and np.array_equal(again.images, cached.images)
 
 
 def test_unreadable_files_are_listed_not_silently_dropped(tmp_path, data_6400):

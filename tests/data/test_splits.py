@@ -3,7 +3,11 @@ import pytest
 
 from alzmri.data.discovery import discover
 from alzmri.data.manifest import load_manifest, read_manifest, write_manifest
-from alzmri.data.splits import SPLIT_NAMES, make_split, split_warnings, stratified_split, subject_folds, subject_split
+from alzmri.data.folds import subject_folds
+from alzmri.data.slice_splits import SPLIT_NAMES, stratified_split
+from alzmri.data.split_checks import split_warnings
+from alzmri.data.splits import make_split
+from alzmri.data.subject_splits import subject_split
 from alzmri.errors import AlzmriError
 from conftest import copy_subset
 

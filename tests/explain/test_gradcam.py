@@ -1,6 +1,7 @@
 """Grad-CAM: maps of the right shape and range, overlays from the CLI, and evidence inside the brain for a model trained on real slices."""
 
 import json
+import stat
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from alzmri.errors import AlzmriError
 from alzmri.explain.gradcam import gradcam_maps, overlay_heatmap, vit_reshape_transform
 from alzmri.inference.inputs import load_image_files
 from alzmri.runs import load_model
+from alzmri.utils.io import current_umask
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +89,8 @@ def test_cli_writes_overlays(cam_run, small_data, tmp_path, capsys):
         assert r["cam"] == str(png) and r["explained_class"] == r["predicted_class"]
         with Image.open(png) as im:
             assert im.mode == "RGB" and im.size == Image.open(f).size  # drawn on the full-resolution slice
+        assert stat.S_IMODE(png.stat().st_mode) == 0o666 & ~current_umask()  # written as plain open() would
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == sorted(f"{f.name}_cam.png" for f in files)  # no temporary file left
     assert main(["predict", str(cam_run), str(files[0]), "--cam", str(tmp_path / "c2")]) == 0
     assert "Grad-CAM overlays written" in capsys.readouterr().out
 

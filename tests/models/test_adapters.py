@@ -7,7 +7,7 @@ import torch
 
 from alzmri.errors import AlzmriError
 from alzmri.models import create_model, get_spec, trainable_parameters
-from alzmri.models import weights as W
+from alzmri.models import weight_files, weight_lookup
 from alzmri.runs import RunInfo, load_model, save_weights
 
 DORA = ("lora_A.default.weight", "lora_B.default.weight", "lora_magnitude_vector.default.weight")
@@ -139,7 +139,8 @@ def test_adapter_run_reloads_with_identical_predictions(tmp_path, monkeypatch):
     def no_lookup(*a, **k):
         raise AssertionError("weights re-resolved on reload")
 
-    monkeypatch.setattr(W, "find_imagenet_file", no_lookup)
+    monkeypatch.setattr(weight_files, "find_imagenet_file", no_lookup)
+    monkeypatch.setattr(weight_lookup, "find_imagenet_file", no_lookup)
     again, info = load_model(tmp_path)
     assert info.model_kwargs == kwargs and not again.training
     with torch.no_grad():

@@ -348,12 +348,12 @@ def test_unreadable_uploads_are_400_with_a_short_message(client, slices):
 
 
 def test_an_internal_failure_is_a_json_500_without_details(app, slices, monkeypatch):
-    import alzmri.serve.app as serve_app
+    import alzmri.serve.predictor as predictor
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret detail /srv/private/path")
 
-    monkeypatch.setattr(serve_app, "decode_upload", broken)
+    monkeypatch.setattr(predictor, "decode_upload", broken)
     with TestClient(app, raise_server_exceptions=False) as c:
         r = post(c, "a.jpg", slices[0].read_bytes())
         assert r.status_code == 500 and r.json() == {"detail": "internal error; see the server log"}

@@ -226,7 +226,7 @@ import sys, time
 from pathlib import Path
 from alzmri.data.cache import load_images
 from alzmri.data.discovery import discover
-from alzmri.data.download import default_cache_dir
+from alzmri.data.locations import default_cache_dir
 from alzmri.utils.distributed import node_cache_lock
 index = discover(sys.argv[1])
 ready = Path(sys.argv[2])

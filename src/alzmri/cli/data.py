@@ -115,7 +115,7 @@ def data_groups(
 
 def _groups_per_class(res) -> dict[str, int]:
     from alzmri.data.classes import CLASS_NAMES
-    from alzmri.data.splits import group_labels
+    from alzmri.data.subject_splits import group_labels
 
     if not len(res.group):
         return {}
@@ -169,7 +169,8 @@ def data_audit(
 
     Exit code 0 even when leakage is found; the warning is printed (also on stderr).
     """
-    from alzmri.data.audit import audit_split, format_audit
+    from alzmri.data.audit import audit_split
+    from alzmri.data.audit_format import format_audit
     from alzmri.data.discovery import discover
     from alzmri.data.eval_copies import leave_out_eval_copies, summarize_copies
     from alzmri.data.manifest import load_manifest

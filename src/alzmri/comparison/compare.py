@@ -55,7 +55,7 @@ def _prepare_manifest(cfg: CompareConfig, source: str, echo: Callable[[str], Non
     from alzmri.data.eval_copies import summarize_copies
     from alzmri.data.manifest import load_manifest
     from alzmri.training.splitting import make_split_manifest
-    from alzmri.data.download import resolve_data_dir
+    from alzmri.data.locations import resolve_data_dir
     from alzmri.utils.console import print_warning
 
     out = Path(cfg.out)

@@ -53,10 +53,10 @@ def _prepare_folds(config: CompareConfig, k: int, image_size: int, source: str, 
     """Make (or check) ``OUT/folds/fold-<i>.csv``; returns (index, manifests, warnings)."""
     from alzmri.data.discovery import discover
     from alzmri.data.manifest import write_manifest
-    from alzmri.data.splits import cv_strategy_name
+    from alzmri.data.folds import cv_strategy_name
     from alzmri.training.cv import make_fold_splits
     from alzmri.training.reliability import check_manifest, manifest_bytes
-    from alzmri.data.download import resolve_data_dir
+    from alzmri.data.locations import resolve_data_dir
 
     out = Path(config.out)
     data_root = resolve_data_dir(config.data)

@@ -19,7 +19,7 @@ _WHERE = {
     "audit_split": "alzmri.data.audit",
     "check_slice_file": "alzmri.data.slice_check",
     "decode_image": "alzmri.data.images",
-    "default_cache_dir": "alzmri.data.download",
+    "default_cache_dir": "alzmri.data.locations",
     "discover": "alzmri.data.discovery",
     "download_dataset": "alzmri.data.download",
     "get_task": "alzmri.data.tasks",
@@ -35,10 +35,10 @@ _WHERE = {
     "prepare_batch": "alzmri.data.preprocess",
     "read_manifest": "alzmri.data.manifest",
     "recover_groups": "alzmri.data.groups",
-    "resolve_data_dir": "alzmri.data.download",
+    "resolve_data_dir": "alzmri.data.locations",
     "resolve_subjects": "alzmri.data.subjects",
-    "split_warnings": "alzmri.data.splits",
-    "subject_folds": "alzmri.data.splits",
+    "split_warnings": "alzmri.data.split_checks",
+    "subject_folds": "alzmri.data.folds",
     "write_manifest": "alzmri.data.manifest",
 }
 __all__ = sorted(_WHERE)

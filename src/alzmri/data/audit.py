@@ -17,19 +17,21 @@ images during training:
   disease; when one scores far above chance on the test split, the test images have
   near-copies (or neighbouring slices) in train.
 
-:func:`format_audit` renders the report for the terminal.
+:func:`alzmri.data.audit_format.format_audit` renders the report for the terminal; the
+duplicate and shared-scan checks are in :mod:`alzmri.data.audit_duplicates`.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 
 import numpy as np
 
+from alzmri.data.audit_duplicates import exact_duplicates, near_duplicates, shared_groups
 from alzmri.data.audit_neighbours import (
     POSE_CANDIDATES,
     POSE_COPY_THRESHOLD,
+    SPLIT_ORDER,
     cross_split_copies,
     pixel_baseline,
     pose_baseline,
@@ -42,13 +44,11 @@ from alzmri.data.groups import (
     GroupResult,
     image_array,
     image_aspects,
-    similar_pairs,
     similarity_features,
 )
 from alzmri.data.groups.pose import pose_features
 from alzmri.errors import AlzmriError
 
-SPLIT_ORDER = ("train", "val", "test")
 #: Fine similarity at or above which two different files count as the same slice.
 #: Augmented copies (flip, rotation <= 10 deg, blur radius 1 px at 128 px, JPEG q >= 30,
 #: noise, contrast) score >= 0.99; adjacent slices of one brain score 0.906-0.965 on the
@@ -82,131 +82,6 @@ def _group_array(index: DatasetIndex, groups) -> np.ndarray | None:
     if arr.ndim != 1 or len(arr) != len(index):
         raise AlzmriError(f"groups must give one group per image ({len(index)}); got shape {arr.shape}")
     return arr
-
-
-def _pair_key(a: str, b: str) -> str:
-    ia, ib = SPLIT_ORDER.index(a), SPLIT_ORDER.index(b)
-    return f"{SPLIT_ORDER[min(ia, ib)]}-{SPLIT_ORDER[max(ia, ib)]}"
-
-
-def _exact_duplicates(index: DatasetIndex, splits: np.ndarray, max_examples: int) -> dict:
-    hashes = index.file_hashes()
-    by_hash: dict[str, list[int]] = defaultdict(list)
-    for i, h in enumerate(hashes):
-        if splits[i]:
-            by_hash[h].append(i)
-    by_splits: dict[str, int] = defaultdict(int)
-    examples = []
-    involved: set[int] = set()
-    n_pairs = 0
-    within = 0
-    for h, members in by_hash.items():
-        if len(members) < 2:
-            continue
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                a, b = members[x], members[y]
-                if splits[a] == splits[b]:
-                    within += 1
-                    continue
-                if SPLIT_ORDER.index(splits[a]) > SPLIT_ORDER.index(splits[b]):
-                    a, b = b, a
-                n_pairs += 1
-                involved.update((a, b))
-                by_splits[_pair_key(splits[a], splits[b])] += 1
-                if len(examples) < max_examples:
-                    examples.append({"a": index.paths[a], "a_split": splits[a], "b": index.paths[b], "b_split": splits[b], "sha256": h[:16]})
-    return {
-        "n_pairs": n_pairs,
-        "n_images": len(involved),
-        "by_splits": dict(sorted(by_splits.items())),
-        "n_pairs_within_splits": within,
-        "examples": examples,
-    }
-
-
-def _near_duplicates(
-    index: DatasetIndex,
-    splits: np.ndarray,
-    feats,
-    threshold: float,
-    n_neighbors: int,
-    rotation_step: float,
-    max_examples: int,
-) -> dict:
-    hashes = index.file_hashes()
-    found: dict[tuple[int, int], float] = {}
-    for ai, a in enumerate(SPLIT_ORDER):
-        ref_idx = np.flatnonzero((splits == a) & feats.valid)
-        if len(ref_idx) == 0:
-            continue
-        ref = feats.subset(ref_idx)
-        for b in SPLIT_ORDER[ai + 1 :]:
-            q_idx = np.flatnonzero((splits == b) & feats.valid)
-            if len(q_idx) == 0:
-                continue
-            qi, rj, s = similar_pairs(
-                feats.subset(q_idx), ref, n_neighbors=n_neighbors, min_similarity=threshold, rotation_step=rotation_step
-            )
-            for x, y, v in zip(q_idx[qi], ref_idx[rj], s):
-                if hashes[x] == hashes[y]:
-                    continue  # byte-identical: reported as an exact duplicate
-                key = (int(y), int(x))
-                found[key] = max(float(v), found.get(key, -1.0))
-    by_splits: dict[str, int] = defaultdict(int)
-    involved: set[int] = set()
-    for a, b in found:
-        by_splits[_pair_key(splits[a], splits[b])] += 1
-        involved.update((a, b))
-    top = sorted(found.items(), key=lambda kv: (-kv[1], index.paths[kv[0][0]], index.paths[kv[0][1]]))
-    return {
-        "threshold": float(threshold),
-        "n_pairs": len(found),
-        "n_images": len(involved),
-        "by_splits": dict(sorted(by_splits.items())),
-        "examples": [
-            {"a": index.paths[a], "a_split": splits[a], "b": index.paths[b], "b_split": splits[b], "similarity": round(v, 4)}
-            for (a, b), v in top[:max_examples]
-        ],
-    }
-
-
-def _shared_groups(index: DatasetIndex, splits: np.ndarray, group: np.ndarray, max_examples: int) -> dict:
-    used = splits != ""
-    per_group: dict = defaultdict(lambda: defaultdict(int))
-    for g, s in zip(group[used].tolist(), splits[used]):
-        per_group[g][s] += 1
-    shared = [g for g, c in per_group.items() if len(c) > 1]
-    by_splits: dict[str, int] = defaultdict(int)
-    n_outside = n_in_shared = 0
-    for g in shared:
-        names = sorted(per_group[g], key=SPLIT_ORDER.index)
-        for x in range(len(names)):
-            for y in range(x + 1, len(names)):
-                by_splits[f"{names[x]}-{names[y]}"] += 1
-        counts = per_group[g]
-        n_in_shared += sum(counts.values())
-        n_outside += sum(counts.values()) - max(counts.values())
-    shared_sorted = sorted(shared, key=lambda g: (-sum(per_group[g].values()), str(g)))
-    examples = []
-    group_list = np.asarray(group).tolist()
-    for g in shared_sorted[:max_examples]:
-        members = [i for i in np.flatnonzero(used) if group_list[i] == g]
-        examples.append(
-            {
-                "group": g,
-                "splits": {s: per_group[g][s] for s in SPLIT_ORDER if per_group[g].get(s)},
-                "paths": [f"{splits[i]}: {index.paths[i]}" for i in members[:4]],
-            }
-        )
-    return {
-        "n_groups": len(per_group),
-        "n_groups_shared": len(shared),
-        "n_images_in_shared_groups": int(n_in_shared),
-        "n_images_outside_majority_split": int(n_outside),
-        "by_splits": dict(sorted(by_splits.items())),
-        "examples": examples,
-    }
 
 
 def audit_split(
@@ -308,10 +183,10 @@ def audit_split(
             s: {name: int(((splits == s) & (labels == k)).sum()) for k, name in enumerate(CLASS_NAMES)} for s in SPLIT_ORDER
         },
     }
-    report["exact_duplicates"] = _exact_duplicates(index, splits, max_examples)
+    report["exact_duplicates"] = exact_duplicates(index, splits, max_examples)
     feats = similarity_features(arr, valid=readable & used, aspect=image_aspects(index), image_size=image_size)
-    report["near_duplicates"] = _near_duplicates(index, splits, feats, near_threshold, n_neighbors, rotation_step, max_examples)
-    report["shared_groups"] = None if group is None else _shared_groups(index, splits, group, max_examples)
+    report["near_duplicates"] = near_duplicates(index, splits, feats, near_threshold, n_neighbors, rotation_step, max_examples)
+    report["shared_groups"] = None if group is None else shared_groups(index, splits, group, max_examples)
     base = pixel_baseline(arr, readable & used, labels, splits, baseline_size, baseline_margin)
     report["baseline"] = base
     matches = split_matches(pose_features(arr, valid=readable & used), splits, k=pose_candidates)
@@ -354,74 +229,3 @@ def audit_split(
             ", no shared scan groups" if group is not None else " (scan groups not checked)"
         ) + (", trivial baselines near chance" if base is not None else "")
     return report
-
-
-def format_audit(report: dict) -> str:
-    """Plain-text summary of an :func:`audit_split` report for the terminal.
-
-    Parameters
-    ----------
-    report : dict
-        As returned by :func:`audit_split`.
-
-    Returns
-    -------
-    str
-        Several lines, no trailing newline.
-    """
-    n = report["n_images"]
-    lines = [
-        "Leakage audit: " + ", ".join(f"{s} {n[s]}" for s in SPLIT_ORDER)
-        + (f", left out {report['n_left_out']}" if report.get("n_left_out") else "")
-    ]
-
-    def pairs_line(title: str, d: dict, extra: str = "") -> None:
-        by = ", ".join(f"{k} {v}" for k, v in d["by_splits"].items())
-        lines.append(f"  {title}{extra}: {d['n_pairs']} pair(s)" + (f" ({by})" if by else ""))
-        for e in d["examples"][:3]:
-            sim = f"  similarity {e['similarity']:.4f}" if "similarity" in e else ""
-            lines.append(f"      {e['a_split']}: {e['a']}  <->  {e['b_split']}: {e['b']}{sim}")
-
-    pairs_line("exact duplicates across splits", report["exact_duplicates"])
-    nd = report["near_duplicates"]
-    pairs_line("near-duplicates across splits", nd, f" (similarity >= {nd['threshold']:g})")
-    sg = report.get("shared_groups")
-    if sg is None:
-        lines.append("  scan groups shared between splits: not checked (no groups given)")
-    else:
-        by = ", ".join(f"{k} {v}" for k, v in sg["by_splits"].items())
-        lines.append(
-            f"  scan groups shared between splits: {sg['n_groups_shared']} of {sg['n_groups']}" + (f" ({by})" if by else "")
-        )
-        for e in sg["examples"][:3]:
-            lines.append(f"      group {e['group']}: " + ", ".join(f"{k} {v}" for k, v in e["splits"].items()))
-    cc = report.get("cross_split_copies")
-    if cc is not None:
-        by = ", ".join(f"{k} {v}" for k, v in cc["by_splits"].items())
-        lines.append(
-            f"  copies across splits (pose similarity >= {cc['threshold']:g}; rotation, flips, shift, zoom): "
-            f"{cc['n_images']} val/test image(s)" + (f" ({by})" if by else "")
-        )
-        for e in cc["examples"][:3]:
-            lines.append(f"      {e['a_split']}: {e['a']}  <->  {e['b_split']}: {e['b']}  similarity {e['similarity']:.4f}")
-        k = cc.get("known")
-        if k is not None:
-            lines.append(
-                f"  augmented copies outside their original's split (from the groups): {k['n_copies_outside_original_split']} "
-                f"of {k['n_copies']} copies, {k['n_families_across']} original(s)"
-            )
-            for e in k["examples"][:3]:
-                lines.append(f"      {e['a_split']}: {e['a']}  ->  {e['b_split']}: {e['b']}")
-    for key in ("baseline", "pose_baseline"):
-        b = report.get(key)
-        if b is None:
-            if key == "baseline":
-                lines.append("  1-NN baselines: not run (need train and val or test images)")
-            continue
-        lines.append(
-            f"  1-NN baseline ({b['model']}, train -> {b['eval_split']}, {b['n_eval']} images): "
-            f"accuracy {b['accuracy']:.3f} (chance {b['chance_accuracy']:.3f}), "
-            f"balanced accuracy {b['balanced_accuracy']:.3f} (chance {b['chance_balanced_accuracy']:.3f})"
-        )
-    lines.append(("  WARNING: " if report["leakage_warning"] else "  OK: ") + report["message"])
-    return "\n".join(lines)

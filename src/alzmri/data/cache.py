@@ -10,9 +10,9 @@ renamed into place, so an interrupted run never leaves a broken cache.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.data.discovery import DatasetIndex
-from alzmri.data.download import default_cache_dir
 from alzmri.data.images import RESAMPLE, UnreadableImageError, decode_image
+from alzmri.data.locations import default_cache_dir
 from alzmri.errors import AlzmriError
+from alzmri.utils.io import atomic_write_chunks
 
 CACHE_VERSION = 1
 
@@ -143,7 +144,7 @@ def load_images(
     image_size : int
         Side in pixels.
     cache_dir : path-like, optional
-        Default :func:`alzmri.data.download.default_cache_dir`.
+        Default :func:`alzmri.data.locations.default_cache_dir`.
     use_cache : bool, default=True
         False decodes without reading or writing the cache.
 
@@ -173,24 +174,18 @@ def load_images(
         if rec.path in bad:
             readable[i] = False
     if use_cache:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            images=images,
+            readable=readable,
+            unreadable_paths=np.array([p for p, _ in unreadable], dtype=str),
+            unreadable_reasons=np.array([r for _, r in unreadable], dtype=str),
+        )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".npz.tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    images=images,
-                    readable=readable,
-                    unreadable_paths=np.array([p for p, _ in unreadable], dtype=str),
-                    unreadable_reasons=np.array([r for _, r in unreadable], dtype=str),
-                )
-            os.replace(tmp, path)
+            atomic_write_chunks(path, (buf.getbuffer(),))  # mode 0666 minus the umask, like any result file
         except OSError as exc:
             # a read-only cache folder costs speed, not correctness
-            try:
-                os.unlink(tmp)  # type: ignore[possibly-undefined]
-            except (OSError, NameError):
-                pass
             if not isinstance(exc, PermissionError):
                 raise AlzmriError(f"{path}: cannot write the image cache ({exc}); set ALZMRI_CACHE_DIR to a writable folder") from None
     return CachedImages(images, readable, unreadable, key, path if use_cache else None, hit=False)

@@ -19,9 +19,9 @@ import numpy as np
 
 from alzmri.data.cache import load_images
 from alzmri.data.discovery import DatasetIndex, discover
-from alzmri.data.download import default_cache_dir
+from alzmri.data.locations import default_cache_dir
 from alzmri.data.manifest import load_manifest
-from alzmri.data.splits import split_warnings
+from alzmri.data.split_checks import split_warnings
 from alzmri.data.tasks import Task, get_task
 from alzmri.errors import AlzmriError
 from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, aggregate_by_group, metrics_with_ci, subject_level_metrics

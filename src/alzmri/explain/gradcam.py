@@ -18,6 +18,7 @@ J. Gildenblat and contributors, "PyTorch library for CAM methods" (``grad-cam``)
 from __future__ import annotations
 
 import functools
+import io
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from torch import nn
 
 from alzmri.errors import AlzmriError
 from alzmri.runs import RunInfo
+from alzmri.utils.io import atomic_write_bytes
 from alzmri.data.preprocess import prepare_batch
 
 
@@ -211,8 +213,8 @@ def write_cam_overlays(model: nn.Module, info: RunInfo, images: np.ndarray, name
         base = originals[i] if originals is not None else images[i]
         rgb = overlay_heatmap(base, maps[i])
         path = out_dir / f"{stem}_cam.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(rgb).save(tmp, format="PNG")
-        tmp.replace(path)
+        png = io.BytesIO()
+        Image.fromarray(rgb).save(png, format="PNG")
+        atomic_write_bytes(path, png.getvalue())
         results.append({"cam": str(path), "explained_class": info.class_names[int(classes[i])]})
     return results

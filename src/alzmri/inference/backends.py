@@ -118,7 +118,7 @@ def onnx_file_for(run_dir: str | Path, sha256: str) -> Path:
 
     Exports the run (:func:`alzmri.inference.onnx_export.export_onnx`) once to
     ``<cache>/onnx/<run name>-<first 12 hex of the weights' sha256>.onnx`` (cache:
-    :func:`alzmri.data.download.default_cache_dir`) and reuses that file later; new
+    :func:`alzmri.data.locations.default_cache_dir`) and reuses that file later; new
     weights get a new file. ``.onnx`` files inside the run folder are never used: nothing
     ties them to the run's current weights (run one explicitly with ``alzmri predict
     FILE.onnx``).
@@ -128,7 +128,7 @@ def onnx_file_for(run_dir: str | Path, sha256: str) -> Path:
     AlzmriError
         The cache folder cannot be written; the export fails.
     """
-    from alzmri.data.download import default_cache_dir
+    from alzmri.data.locations import default_cache_dir
     from alzmri.inference.onnx_export import export_onnx
 
     run_dir = Path(run_dir)

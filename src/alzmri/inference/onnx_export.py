@@ -105,6 +105,7 @@ def export_onnx(run_dir: str | Path, path: str | Path, *, opset: int = OPSET) ->
     }
     x = torch.zeros(2, info.in_chans, info.image_size, info.image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # a scratch file for the exporter, which writes to a path (removed below); the result goes through atomic_write_bytes
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".export.onnx")
     match_umask(fd)
     os.close(fd)

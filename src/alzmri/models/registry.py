@@ -20,7 +20,8 @@ from torch import nn
 
 from alzmri.errors import AlzmriError
 from alzmri.models.adapters import FINETUNE_MODES, apply_finetune
-from alzmri.models.weights import WeightSource, load_weights
+from alzmri.models.weight_sources import WeightSource
+from alzmri.models.weights import load_weights
 
 TIMM_PREFIX = "timm:"
 
@@ -253,7 +254,7 @@ def check_model_options(name: str, *, num_classes: int = 4, in_chans: int = 1, i
 
     Builds the model with random weights on PyTorch's ``meta`` device (no memory, no
     arithmetic) and applies the fine-tuning mode; with ``weights="imagenet"`` locates the
-    verified weight file (:func:`alzmri.models.weights.find_imagenet_file`: cache,
+    verified weight file (:func:`alzmri.models.weight_lookup.find_imagenet_file`: cache,
     installed package, download where online); with a path, checks that the file exists.
     Used by ``alzmri compare`` to refuse a bad row before any row trains.
 
@@ -263,7 +264,7 @@ def check_model_options(name: str, *, num_classes: int = 4, in_chans: int = 1, i
         As :func:`create_model`: an unknown model or option value, ImageNet weights that
         cannot be found, a missing weights file, an option the builder does not take.
     """
-    from alzmri.models.weights import find_imagenet_file
+    from alzmri.models.weight_lookup import find_imagenet_file
 
     spec = get_spec(name)
     weights = kwargs.pop("weights", "none")

@@ -20,7 +20,7 @@ from torch import nn
 from alzmri.errors import AlzmriError
 from alzmri.models.classifier import BackboneClassifier
 from alzmri.models.registry import TIMM_PREFIX, ModelSpec, make_spec, register_model, register_prefix
-from alzmri.models.weights import PackagedFile, WeightSource
+from alzmri.models.weight_sources import PackagedFile, WeightSource
 
 
 def _create_timm(arch: str, *, num_classes: int, in_chans: int, image_size: int, drop_rate: float | None = None, **kwargs) -> BackboneClassifier:

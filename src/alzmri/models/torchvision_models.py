@@ -24,7 +24,7 @@ from torch import nn
 from alzmri.errors import AlzmriError
 from alzmri.models.classifier import BackboneClassifier
 from alzmri.models.registry import register_model
-from alzmri.models.weights import PackagedFile, WeightSource
+from alzmri.models.weight_sources import PackagedFile, WeightSource
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from alzmri.config import TrainConfig, dump_config
 from alzmri.data.discovery import discover
-from alzmri.data.download import resolve_data_dir
+from alzmri.data.locations import resolve_data_dir
 from alzmri.data.manifest import write_manifest
-from alzmri.data.splits import cv_strategy_name
+from alzmri.data.folds import cv_strategy_name
 from alzmri.data.tasks import get_task
 from alzmri.errors import AlzmriError, RunInterrupted
 from alzmri.evaluation.cv import CV_FILE, summarize_cv

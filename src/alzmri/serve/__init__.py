@@ -5,7 +5,8 @@
 ``style.css``), shipped as package data. See docs/serving.md.
 """
 
-from alzmri.serve.app import DEFAULT_MICRO_BATCH, DISCLAIMER, MAX_REQUEST_BYTES, create_app, serve
+from alzmri.serve.app import DEFAULT_MICRO_BATCH, MAX_REQUEST_BYTES, create_app, serve
+from alzmri.serve.predictor import DISCLAIMER
 from alzmri.inference.backends import BACKENDS, DEFAULT_BACKEND
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MICRO_BATCH", "DISCLAIMER", "MAX_REQUEST_BYTES", "create_app", "serve"]

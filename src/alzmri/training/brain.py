@@ -189,7 +189,7 @@ def load_brain_data(cfg: TrainConfig, *, image_size: int, manifest=None) -> Brai
         Bad data (as ``alzmri train``), a brain holding two classes.
     """
     from alzmri.data.discovery import discover
-    from alzmri.data.download import resolve_data_dir
+    from alzmri.data.locations import resolve_data_dir
     from alzmri.data.subjects import resolve_subjects
     from alzmri.data.cache import load_checked_images
 

@@ -11,7 +11,7 @@
     OUT/predictions.csv   one row per validation and test brain
 
 ``train_brain_cv(cfg)`` (``--folds K``) writes ``OUT/fold-<i>/`` (one such run per fold,
-folds of :func:`alzmri.data.splits.subject_folds`, the folds of the slice-level ``--folds``)
+folds of :func:`alzmri.data.folds.subject_folds`, the folds of the slice-level ``--folds``)
 and ``OUT/cv.json`` with the pooled out-of-fold metrics (every brain scored once, by the
 model that did not see it; binary decisions at each fold's own validation threshold).
 """
@@ -230,7 +230,7 @@ def train_brain(cfg: TrainConfig, *, progress: bool = True) -> Path:
     manifest = None
     if cfg.split is not None:
         from alzmri.data.discovery import discover
-        from alzmri.data.download import resolve_data_dir
+        from alzmri.data.locations import resolve_data_dir
 
         manifest = load_manifest(cfg.split, discover(resolve_data_dir(cfg.data)))
     data = load_brain_data(cfg, image_size=image_size, manifest=manifest)
@@ -245,7 +245,7 @@ def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
     """K-fold cross-validation by brain of a brain-level model or baseline; writes ``OUT/fold-<i>/`` and ``OUT/cv.json``.
 
     The folds are those of the slice-level ``alzmri train --folds K`` with the same seed
-    (:func:`alzmri.data.splits.subject_folds`), so brain-level and slice-level rows are
+    (:func:`alzmri.data.folds.subject_folds`), so brain-level and slice-level rows are
     scored on the same brains. Frozen-encoder features are computed once for all folds.
 
     Raises
@@ -253,8 +253,8 @@ def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
     AlzmriError
         As :func:`train_brain`; more folds than brains.
     """
-    from alzmri.data.splits import subject_folds
-    from alzmri.data.splits import cv_strategy_name
+    from alzmri.data.folds import subject_folds
+    from alzmri.data.folds import cv_strategy_name
 
     if cfg.resume:
         raise AlzmriError(f"{cfg.out}: --resume continues slice-level cross-validation; start the brain-level one again with a new --out")

@@ -4,7 +4,7 @@
 run per fold and :func:`alzmri.evaluation.cv.summarize_cv` scores them (the folder is
 described in :mod:`alzmri.pipeline.cv`).
 
-Folds come from :func:`alzmri.data.splits.subject_folds`: test = one fold of
+Folds come from :func:`alzmri.data.folds.subject_folds`: test = one fold of
 ``StratifiedGroupKFold``, validation carved from the remaining subjects, so no subject is in
 two splits of a fold and every subject is tested exactly once.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alzmri.config import TrainConfig
-from alzmri.data.splits import cv_strategy_name, subject_folds  # noqa: F401 (cv_strategy_name: public here too)
+from alzmri.data.folds import cv_strategy_name, subject_folds  # noqa: F401 (cv_strategy_name: public here too)
 
 
 
@@ -48,7 +48,7 @@ def make_fold_splits(cfg: TrainConfig, index, image_size: int) -> FoldSplits:
     """The ``cfg.folds`` subject folds of a dataset, checked (every class in train and test).
 
     The images are decoded (or read from the decode-once cache) at ``image_size`` to learn
-    which are readable; folds come from :func:`alzmri.data.splits.subject_folds` with
+    which are readable; folds come from :func:`alzmri.data.folds.subject_folds` with
     ``cfg.seed`` and validation share ``cfg.fractions[1]``; copies of validation/test brains
     are left out unless ``cfg.keep_eval_copies``. Shared by ``alzmri train --folds`` and
     ``alzmri compare --folds``, so both cut identical folds from identical settings.

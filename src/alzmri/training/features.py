@@ -142,7 +142,7 @@ def slice_features(
     skip : tuple of str, default=("head.",)
         State-dict prefixes not part of the features (the classifier head).
     cache_dir : path-like, optional
-        Default :func:`alzmri.data.download.default_cache_dir`.
+        Default :func:`alzmri.data.locations.default_cache_dir`.
     use_cache : bool, default=True
         False: compute without reading or writing the cache.
 
@@ -157,7 +157,7 @@ def slice_features(
     """
     import time
 
-    from alzmri.data.download import default_cache_dir
+    from alzmri.data.locations import default_cache_dir
 
     spec = {
         "version": FEATURE_CACHE_VERSION,

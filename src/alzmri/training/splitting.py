@@ -19,7 +19,8 @@ from alzmri.config import TrainConfig
 from alzmri.data.discovery import DatasetIndex, discover
 from alzmri.data.eval_copies import CopySummary, leave_out_eval_copies, summarize_copies
 from alzmri.data.manifest import Manifest, load_manifest, write_manifest
-from alzmri.data.splits import make_split, split_warnings
+from alzmri.data.split_checks import split_warnings
+from alzmri.data.splits import make_split
 from alzmri.data.subjects import Subjects, resolve_subjects
 
 
@@ -143,7 +144,7 @@ def make_split_manifest(cfg: TrainConfig, path: str | Path, *, index: DatasetInd
     AlzmriError
         Bad data, manifest or groups file.
     """
-    from alzmri.data.download import resolve_data_dir
+    from alzmri.data.locations import resolve_data_dir
 
     index = index if index is not None else discover(resolve_data_dir(cfg.data))
     manifest = load_manifest(cfg.split, index) if cfg.split is not None else None

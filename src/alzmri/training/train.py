@@ -21,7 +21,7 @@ from alzmri.data.cache import CachedImages, load_checked_images as _load_checked
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
-from alzmri.data.download import default_cache_dir, resolve_data_dir  # noqa: F401 (resolve_data_dir: public here too)
+from alzmri.data.locations import default_cache_dir, resolve_data_dir  # noqa: F401 (resolve_data_dir: public here too)
 from alzmri.data.manifest import Manifest, load_manifest, write_manifest
 from alzmri.data.subjects import resolve_subjects
 from alzmri.data.tasks import get_task

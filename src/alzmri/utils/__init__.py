@@ -15,6 +15,7 @@ _WHERE = {
     "node_cache_lock": "alzmri.utils.distributed",
     "print_note": "alzmri.utils.console",
     "print_warning": "alzmri.utils.console",
+    "replace_dir": "alzmri.utils.io",
     "resolve_ranks": "alzmri.utils.distributed",
 }
 __all__ = sorted(_WHERE)

@@ -248,7 +248,7 @@ def node_cache_lock(cache_dir: str | os.PathLike) -> Iterator[None]:
     Parameters
     ----------
     cache_dir : path-like
-        The cache folder, usually :func:`alzmri.data.download.default_cache_dir`
+        The cache folder, usually :func:`alzmri.data.locations.default_cache_dir`
         (``$ALZMRI_CACHE_DIR``).
     """
     if launched_world_size() <= 1:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomic JSON write, indented, keys in insertion order."""
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def replace_dir(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Move the complete folder ``src`` to ``dest``, replacing the folder already there.
+
+    A folder cannot be renamed over another atomically everywhere, so the old ``dest`` is
+    first renamed aside to ``.<name>.old-<random>`` beside it, then ``src`` is renamed to
+    ``dest`` and the old folder removed. Readers see the old folder or the new one, never
+    a partly written one; between the two renames ``dest`` is briefly absent. If the
+    second rename fails, the old folder is put back before the error is raised.
+
+    Parameters
+    ----------
+    src : path-like
+        A folder on the same file system as ``dest`` (a sibling, in practice).
+    dest : path-like
+        Absent, or a folder (its contents are deleted after the swap).
+
+    Returns
+    -------
+    Path
+        ``dest``.
+
+    Raises
+    ------
+    OSError
+        A rename failed; ``dest`` then holds what it held before.
+    """
+    src, dest = Path(src), Path(dest)
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+    if dest.exists():
+        dest.rename(old)
+    try:
+        src.rename(dest)
+    except BaseException:
+        if old.exists() and not dest.exists():
+            old.rename(dest)  # put the previous copy back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
 
 
 def _json_default(o: Any) -> Any:

@@ -30,7 +30,7 @@ def _cache_path(index: DatasetIndex, cache_dir, params: dict) -> tuple[Path, str
     """(``<cache>/groups/<key>.npz``, key) of ``index`` recovered with ``params`` (defaults filled in)."""
     import inspect
 
-    from alzmri.data.download import default_cache_dir
+    from alzmri.data.locations import default_cache_dir
 
     sig = inspect.signature(recover_groups)
     unknown = sorted(set(params) - set(sig.parameters) - {"cache_dir"})
@@ -119,7 +119,7 @@ def load_or_recover_groups(
     images : CachedImages or ndarray of shape (n_images, S, S), dtype uint8, optional
         Passed to :func:`recover_groups` on a cache miss.
     cache_dir : path-like, optional
-        Default :func:`alzmri.data.download.default_cache_dir` (``$ALZMRI_CACHE_DIR``).
+        Default :func:`alzmri.data.locations.default_cache_dir` (``$ALZMRI_CACHE_DIR``).
     use_cache : bool, default=True
         False recovers without reading or writing the cache.
     **params
