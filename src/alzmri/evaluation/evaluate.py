@@ -18,7 +18,8 @@ from alzmri.data.tasks import Task, get_task
 from alzmri.errors import AlzmriError
 from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, aggregate_by_group, metrics_with_ci, subject_level_metrics
 from alzmri.evaluation.metrics import classification_metrics
-from alzmri.evaluation.task_metrics import brain_metrics, choose_threshold
+from alzmri.evaluation.task_metrics import brain_metrics
+from alzmri.training.selection import choose_threshold
 from alzmri.inference.predict import predict_proba
 from alzmri.runs import load_model
 from alzmri.utils.distributed import node_cache_lock
