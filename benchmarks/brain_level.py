@@ -81,7 +81,7 @@ def run_config(c: dict, out: Path, seed: int) -> Path:
 
         train_cv(cfg, progress=False)
     else:
-        from alzmri.training.brain_runs import train_brain_cv
+        from alzmri.pipeline.brains import train_brain_cv
 
         train_brain_cv(cfg, progress=False)
     return out
