@@ -81,7 +81,7 @@ def run_config(c: dict, out: Path, seed: int) -> Path:
 
         train_cv(cfg, progress=False)
     else:
-        from alzmri.training.brain_runs import train_brain_cv
+        from alzmri.pipeline.brains import train_brain_cv
 
         train_brain_cv(cfg, progress=False)
     return out
@@ -112,7 +112,7 @@ def slice_oof(folder: Path, task) -> dict:
     from alzmri.data.tasks import get_task
     from alzmri.evaluation.aggregation import aggregate_by_group
     from alzmri.pipeline import evaluate as evaluate_run
-    from alzmri.evaluation.task_metrics import choose_threshold, roc_auc_demented
+    from alzmri.training.selection import choose_threshold, roc_auc_demented
     from alzmri.evaluation.aggregation import balanced_accuracy
 
     four = get_task("4class")
@@ -157,7 +157,8 @@ def main() -> int:
     ap.add_argument("--rerun-seed", type=int, default=7, help="fold seed of the chosen configurations' second cross-validation")
     args = ap.parse_args()
     from alzmri.evaluation.aggregation import balanced_accuracy, quadratic_weighted_kappa
-    from alzmri.evaluation.task_metrics import brain_metrics, paired_bootstrap_difference, roc_auc_demented
+    from alzmri.evaluation.task_metrics import brain_metrics, paired_bootstrap_difference
+    from alzmri.training.selection import roc_auc_demented
 
     args.out.mkdir(parents=True, exist_ok=True)
     info = {"machine": machine(), "command": " ".join(sys.argv), "fold_seed": args.seed}

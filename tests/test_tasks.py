@@ -96,8 +96,8 @@ def test_train_binary_writes_the_task_classes_and_brain_level_metrics(binary_run
     from alzmri.data.discovery import discover
     from alzmri.data.manifest import load_manifest
     from alzmri.evaluation.aggregation import aggregate_by_group
-    from alzmri.evaluation.task_metrics import choose_threshold
     from alzmri.runs import predict_proba
+    from alzmri.training.selection import choose_threshold
     from alzmri.runs import load_model
 
     index = discover(small_data)

@@ -1,4 +1,4 @@
-"""Brain-level task metrics: the validation threshold, binary and ordinal measures, the paired bootstrap."""
+"""Brain-level task metrics: binary and ordinal measures, the paired bootstrap."""
 
 from __future__ import annotations
 
@@ -6,23 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, cohen_kappa_score, roc_auc_score
 
-from alzmri.evaluation.aggregation import roc_auc_ovr_macro
-from alzmri.evaluation.task_metrics import brain_metrics, choose_threshold, paired_bootstrap_difference, roc_auc_demented
+from alzmri.evaluation.task_metrics import brain_metrics, paired_bootstrap_difference
+from alzmri.training.selection import THRESHOLD_RULE, roc_auc_demented, roc_auc_ovr_macro
 
 
 def _binary(p):
     p = np.asarray(p, dtype=float)
     return np.stack([1 - p, p], axis=1)
-
-
-def test_threshold_maximises_youden_j_between_validation_scores():
-    y = np.array([0, 0, 0, 1, 1, 1])
-    p = _binary([0.1, 0.3, 0.6, 0.4, 0.7, 0.9])
-    t = choose_threshold(y, p)
-    # J is 2/3 at >= 0.7 (sens 2/3, spec 1) and at >= 0.4 (sens 1, spec 2/3); roc_curve's first maximum is 0.7,
-    # and the threshold sits halfway to the next lower score 0.6
-    assert t == pytest.approx(0.65)
-    assert choose_threshold(np.zeros(4, dtype=int), _binary([0.2, 0.4, 0.6, 0.8])) == 0.5  # one class: no choice
 
 
 def test_binary_metrics_at_the_threshold_and_against_scikit_learn():
@@ -44,6 +34,7 @@ def test_binary_metrics_at_the_threshold_and_against_scikit_learn():
     pred2 = p >= thr
     assert m2["sensitivity"] == pytest.approx(pred2[y == 1].mean())
     assert m2["threshold"] == {"min": 0.3, "max": 0.7, "per": "fold"}
+    assert m2["threshold_rule"] == THRESHOLD_RULE
 
 
 def test_ordinal_metrics_match_scikit_learn():

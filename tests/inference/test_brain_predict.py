@@ -72,7 +72,7 @@ def brain_run(train: Path, out: Path, **settings) -> Path:
     key = ("run", str(out))
     if key not in _BUILT:
         from alzmri.config import load_train_config
-        from alzmri.training.brain_runs import train_brain
+        from alzmri.pipeline.brains import train_brain
 
         opts = {"level": "brain", "model": "altzcnn", "image_size": 32, "task": "binary", "epochs": 3, "frozen_encoder": True, **settings}
         _BUILT[key] = train_brain(load_train_config(None, data=train, out=out, **opts), progress=False)

@@ -18,7 +18,7 @@ from alzmri.data.bags import make_bags
 from alzmri.data.cache import load_images
 from alzmri.data.tasks import get_task
 from alzmri.errors import AlzmriError
-from alzmri.evaluation.task_metrics import roc_auc_demented
+from alzmri.training.selection import roc_auc_demented
 from alzmri.models.baselines import (
     BASELINES,
     create_baseline,

@@ -39,9 +39,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from alzmri.data.classes import CLASS_NAMES
+from alzmri.training.selection import roc_auc_ovr_macro
 
 __all__ = [
     "AGGREGATION_RULE",
@@ -55,7 +55,6 @@ __all__ = [
     "macro_f1",
     "metrics_with_ci",
     "quadratic_weighted_kappa",
-    "roc_auc_ovr_macro",
     "subject_level_metrics",
 ]
 
@@ -203,24 +202,6 @@ def quadratic_weighted_kappa(y_true, y_prob) -> float | None:
     if den == 0:
         return None
     return float(1.0 - (w * cm).sum() / den)
-
-
-def roc_auc_ovr_macro(y_true, y_prob) -> float | None:
-    """Mean one-vs-rest ROC-AUC over classes with positives and negatives (None if fewer than 2)."""
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_prob = np.asarray(y_prob, dtype=np.float64)
-    n = len(y_true)
-    aucs = []
-    for c in range(y_prob.shape[1]):
-        pos = y_true == c
-        n_pos = int(pos.sum())
-        if n_pos == 0 or n_pos == n:
-            continue
-        r = rankdata(y_prob[:, c])
-        aucs.append((r[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos)))
-    if len(aucs) < 2:
-        return None
-    return float(np.mean(aucs))
 
 
 #: name -> ``f(y_true, y_prob) -> float or None``.

@@ -26,8 +26,9 @@ from alzmri.data.tasks import Task, get_task
 from alzmri.errors import AlzmriError
 from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, aggregate_by_group, metrics_with_ci, subject_level_metrics
 from alzmri.evaluation.metrics import classification_metrics
-from alzmri.evaluation.task_metrics import brain_metrics, choose_threshold
+from alzmri.evaluation.task_metrics import brain_metrics
 from alzmri.runs import predict_proba
+from alzmri.training.selection import choose_threshold
 from alzmri.runs import load_model
 from alzmri.utils.distributed import node_cache_lock
 from alzmri.utils.io import atomic_write_json, atomic_write_text
@@ -357,7 +358,7 @@ def validation_threshold(model, info, task: Task, images: np.ndarray, splits: np
     """Binary decision threshold chosen by Youden's J on the run's validation brains (None without any).
 
     The validation slices are predicted and averaged per subject as the scored split is
-    (:func:`alzmri.evaluation.task_metrics.choose_threshold`, :data:`~alzmri.evaluation.task_metrics.THRESHOLD_RULE`).
+    (:func:`alzmri.training.selection.choose_threshold`, :data:`~alzmri.training.selection.THRESHOLD_RULE`).
 
     Parameters
     ----------

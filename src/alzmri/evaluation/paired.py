@@ -104,7 +104,7 @@ def paired_comparison(
         Ordered row name -> that row's class probabilities, rows aligned with ``y_true``;
         every row has the same shape.
     metric_fn : callable ``(y_true, y_prob) -> float or None``
-        Higher is better (e.g. :func:`alzmri.evaluation.task_metrics.roc_auc_demented`);
+        Higher is better (e.g. :func:`alzmri.training.selection.roc_auc_demented`);
         None or a non-finite value means undefined on that draw.
     reference : str, default=None
         The row the others are compared with; the first row when None.
@@ -167,7 +167,7 @@ def paired_comparison(
     Examples
     --------
     >>> import numpy as np
-    >>> from alzmri.evaluation.task_metrics import roc_auc_demented
+    >>> from alzmri.training.selection import roc_auc_demented
     >>> y = np.array([0, 0, 0, 1, 1, 1])
     >>> two = lambda p: np.stack([1 - np.asarray(p), np.asarray(p)], axis=1)
     >>> res = paired_comparison(y, {"a": two([.1, .2, .3, .7, .8, .9]), "b": two([.5] * 6)},

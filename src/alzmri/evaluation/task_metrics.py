@@ -2,7 +2,7 @@
 
 * Binary (NonDemented vs demented): ROC-AUC and PR-AUC of P(demented), and balanced
   accuracy, sensitivity and specificity at a decision threshold chosen on *validation*
-  brains by Youden's J (:func:`choose_threshold`), never on the brains scored.
+  brains by Youden's J (:func:`alzmri.training.selection.choose_threshold`), never on the brains scored.
 * Ordinal (3class, 4class): balanced accuracy, macro-F1, quadratic weighted kappa, mean
   absolute error in classes and macro one-vs-rest ROC-AUC of the argmax prediction; also
   the binary ROC-AUC of P(demented) = 1 - P(NonDemented), which every task has.
@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_curve
+from sklearn.metrics import average_precision_score
 
 from alzmri.data.tasks import Task, get_task
 from alzmri.evaluation.aggregation import (
@@ -33,80 +33,14 @@ from alzmri.evaluation.aggregation import (
     balanced_accuracy,
     macro_f1,
     quadratic_weighted_kappa,
-    roc_auc_ovr_macro,
 )
+from alzmri.training.selection import THRESHOLD_RULE, demented_score, roc_auc_demented, roc_auc_ovr_macro
 
 __all__ = [
-    "THRESHOLD_RULE",
     "brain_metrics",
-    "choose_threshold",
-    "demented_score",
     "mean_absolute_error_classes",
     "paired_bootstrap_difference",
-    "roc_auc_demented",
 ]
-
-#: How the binary decision threshold is chosen (written next to the metrics).
-THRESHOLD_RULE = "Youden's J (sensitivity + specificity - 1) maximised on the validation brains; 0.5 where no validation brains"
-
-
-def demented_score(y_prob) -> np.ndarray:
-    """P(demented) = 1 - P(NonDemented) of every row, for any task's probabilities.
-
-    Parameters
-    ----------
-    y_prob : array-like of shape (n, n_classes), class 0 = NonDemented
-
-    Returns
-    -------
-    ndarray of shape (n,), dtype float64
-    """
-    y_prob = np.asarray(y_prob, dtype=np.float64)
-    return 1.0 - y_prob[:, 0]
-
-
-def roc_auc_demented(y_true, y_prob) -> float | None:
-    """ROC-AUC of P(demented) against the truth "class > 0" (None with a single class present).
-
-    ``y_true`` holds task labels of any task (0 = NonDemented); ``y_prob`` its probabilities.
-    """
-    y = (np.asarray(y_true) > 0).astype(np.int64)
-    if y.min(initial=1) == y.max(initial=0):
-        return None
-    s = demented_score(y_prob)
-    return roc_auc_ovr_macro(y, np.stack([1 - s, s], axis=1))
-
-
-def choose_threshold(y_true, y_prob) -> float:
-    """Decision threshold on P(demented) maximising Youden's J on these (validation) brains.
-
-    Parameters
-    ----------
-    y_true : array-like of int, shape (n,)
-        Task labels (0 = NonDemented, anything else demented).
-    y_prob : array-like of shape (n, n_classes)
-
-    Returns
-    -------
-    float
-        The threshold in [0, 1] (predict demented when P(demented) >= threshold): the
-        midpoint between the score that maximises J and the next lower score, so that it
-        does not sit exactly on a validation brain; among equal J, the highest such score.
-        0.5 when ``y_true`` holds one class.
-    """
-    y = (np.asarray(y_true) > 0).astype(np.int64)
-    s = demented_score(y_prob)
-    if len(y) == 0 or y.min() == y.max():
-        return 0.5
-    fpr, tpr, thr = roc_curve(y, s)
-    j = tpr - fpr
-    best = int(np.flatnonzero(j >= j.max() - 1e-9)[0])  # ties (up to rounding): the highest threshold, the more specific rule
-    t = float(thr[best])
-    if not np.isfinite(t):
-        return 1.0
-    lower = s[s < t]
-    return float((t + lower.max()) / 2) if len(lower) else t
-
 
 def _binary_at(y_true, y_prob, threshold) -> dict[str, float | None]:
     """Balanced accuracy, sensitivity, specificity of "P(demented) >= threshold" (a float, or one per row)."""
@@ -166,7 +100,7 @@ def brain_metrics(y_true, y_prob, task: str | Task, *, threshold=None, n_boot: i
     task : str or Task
     threshold : float or array-like of shape (n_brains,), optional
         Binary decision threshold on P(demented), chosen on validation brains
-        (:func:`choose_threshold`); one per brain when brains of several folds are pooled
+        (:func:`alzmri.training.selection.choose_threshold`); one per brain when brains of several folds are pooled
         (each fold's own threshold); default 0.5.
     n_boot, seed, alpha
         Bootstrap replicates, seed, 1 - confidence.

@@ -8,18 +8,19 @@ cached slice features (frozen encoder) or uint8 slices (fine-tuned encoder).
 from __future__ import annotations
 
 import copy
+import warnings
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
+from sklearn.metrics import balanced_accuracy_score
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from alzmri.evaluation.aggregation import balanced_accuracy
-from alzmri.evaluation.task_metrics import roc_auc_demented
 from alzmri.data.preprocess import prepare_batch
+from alzmri.training.selection import roc_auc_demented
 
 __all__ = ["BagDataset", "BestState", "BrainModule", "bag_loader", "collate_bags"]
 
@@ -140,7 +141,12 @@ class BrainModule(L.LightningModule):
         p = torch.cat([v[0] for v in self._val]).numpy()
         y = torch.cat([v[1] for v in self._val]).numpy()
         self._val.clear()
-        score = roc_auc_demented(y, p) if self.hparams.binary else balanced_accuracy(y, p)
+        if self.hparams.binary:
+            score = roc_auc_demented(y, p)
+        else:  # mean recall over the classes present among the validation brains
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+                score = balanced_accuracy_score(y, p.argmax(axis=1))
         if score is None:  # one class among the validation brains: fall back on the validation loss (higher is better)
             score = float(np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0))))
         self.log("val_score", float(score), prog_bar=True)

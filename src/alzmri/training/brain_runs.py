@@ -1,19 +1,23 @@
 """Run folders of brain-level models and baselines, and their cross-validation by brain.
 
-``train_brain(cfg)`` (``alzmri train --level brain`` or ``--model baseline:...``) writes::
+``fit_brain_run(cfg)`` (``alzmri train --level brain`` or ``--model baseline:...``) writes::
 
     OUT/config.yaml, manifest.csv, run.json   as every run (run.json: level "brain")
     OUT/brain.json        what rebuilds the model: encoder, pooling, slice position, frozen,
                           the decision threshold chosen on validation brains
     OUT/model.safetensors the BrainClassifier, encoder included (or OUT/baseline/ for a baseline)
     OUT/history.csv       one row per epoch (neural models)
-    OUT/metrics.json      brain-level metrics of the test brains with 95 % intervals
     OUT/predictions.csv   one row per validation and test brain
 
-``train_brain_cv(cfg)`` (``--folds K``) writes ``OUT/fold-<i>/`` (one such run per fold,
+and returns a :class:`BrainRun`: the validation and test brains' labels and probabilities
+and the threshold, which :mod:`alzmri.evaluation.brain_runs` scores (``metrics.json``).
+
+``fit_brain_cv(cfg)`` (``--folds K``) writes ``OUT/fold-<i>/`` (one such run per fold,
 folds of :func:`alzmri.data.folds.subject_folds`, the folds of the slice-level ``--folds``)
-and ``OUT/cv.json`` with the pooled out-of-fold metrics (every brain scored once, by the
-model that did not see it; binary decisions at each fold's own validation threshold).
+and returns a :class:`BrainCV`, from which evaluation pools the out-of-fold metrics (every
+brain scored once, by the model that did not see it; binary decisions at each fold's own
+validation threshold) and :func:`write_oof_predictions` writes ``OUT/oof_predictions.csv``.
+:mod:`alzmri.pipeline.brains` chains training, evaluation and the written results.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +34,103 @@ import numpy as np
 from alzmri import __version__
 from alzmri.config import TrainConfig, dump_config
 from alzmri.data.manifest import write_manifest
+from alzmri.data.tasks import Task
 from alzmri.errors import AlzmriError
-from alzmri.evaluation.task_metrics import THRESHOLD_RULE, brain_metrics, choose_threshold
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
 from alzmri.training.precision import peak_memory_mb
 from alzmri.training.brain import BrainData, attach_features, brain_settings, build_brain_model, fit_baseline, fit_brain, load_brain_data, predict_baseline, predict_bags
+from alzmri.training.selection import THRESHOLD_RULE, choose_threshold
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
-__all__ = ["BRAIN_FILE", "train_brain", "train_brain_cv"]
+__all__ = ["BRAIN_FILE", "BrainCV", "BrainRun", "fit_brain_cv", "fit_brain_run", "write_oof_predictions"]
 
 BRAIN_FILE = "brain.json"
+
+
+@dataclass(frozen=True)
+class BrainRun:
+    """One fitted brain-level run: its folder and what evaluation scores.
+
+    Attributes
+    ----------
+    out : Path
+        The run folder (model files, run.json, brain.json, predictions.csv written).
+    cfg : TrainConfig
+        The resolved settings (``evaluate``: whether the test brains are to be scored).
+    info : RunInfo
+        The contents of ``run.json``.
+    task : Task
+    split_strategy : str
+    groups_source : str
+        Where the brains (subject groups) came from.
+    warnings : list of str
+        Split warnings, recorded with the metrics.
+    val_brains, test_brains : ndarray of shape (n_val,), (n_test,)
+        Brain (group) ids of the validation and test brains.
+    y_val, y_test : ndarray of int64, shape (n_val,), (n_test,)
+        Their task labels.
+    val_prob, test_prob : ndarray of shape (n_val, n_classes), (n_test, n_classes)
+        Their predicted class probabilities.
+    threshold : float
+        Decision threshold on P(demented) chosen on the validation brains
+        (:func:`alzmri.training.selection.choose_threshold`; 0.5 without validation brains).
+    seconds : float
+        Training time, s.
+    best_epoch : int or None
+        The kept epoch (None for a baseline).
+    epochs_run : int
+    """
+
+    out: Path
+    cfg: TrainConfig
+    info: RunInfo
+    task: Task
+    split_strategy: str
+    groups_source: str
+    warnings: list[str]
+    val_brains: np.ndarray
+    y_val: np.ndarray
+    val_prob: np.ndarray
+    test_brains: np.ndarray
+    y_test: np.ndarray
+    test_prob: np.ndarray
+    threshold: float
+    seconds: float
+    best_epoch: int | None
+    epochs_run: int
+
+
+@dataclass(frozen=True)
+class BrainCV:
+    """K fitted folds of a brain-level cross-validation.
+
+    Attributes
+    ----------
+    out : Path
+        The cross-validation folder holding ``fold-<i>/``.
+    cfg : TrainConfig
+        The resolved settings.
+    task : Task
+    data_root : Path
+        The data folder (written into ``OUT/config.yaml``).
+    folds : list of BrainRun
+        Fold ``i`` at index ``i``; its test brains are fold ``i``.
+    feature_seconds : float
+        Time spent computing frozen-encoder features (once for all folds; 0 on a cache hit), s.
+    wall_seconds : float
+        Wall time of the folds (training, prediction and ``on_fold``), s.
+    notes : list of str
+        Notes on the data (features computed or read from the cache).
+    """
+
+    out: Path
+    cfg: TrainConfig
+    task: Task
+    data_root: Path
+    folds: list[BrainRun]
+    feature_seconds: float
+    wall_seconds: float
+    notes: list[str]
 
 
 def _image_size(cfg: TrainConfig) -> int:
@@ -97,8 +190,8 @@ def _precision(cfg: TrainConfig) -> str:
     return resolve_precision(cfg.precision, cfg.accelerator)
 
 
-def _fit_and_score(cfg: TrainConfig, data: BrainData, bag_split: np.ndarray, out: Path, *, progress: bool) -> dict:
-    """Fit on the training brains, choose the threshold on validation, score test; write model files into ``out``."""
+def _fit_and_predict(cfg: TrainConfig, data: BrainData, bag_split: np.ndarray, out: Path, *, progress: bool) -> dict:
+    """Fit on the training brains, choose the threshold on validation, predict test; write model files into ``out``."""
     train_b, val_b, test_b = (np.flatnonzero(bag_split == s) for s in ("train", "val", "test"))
     precision = _precision(cfg)
     if cfg.model.startswith("baseline:"):
@@ -148,8 +241,8 @@ def _write_predictions(path: Path, data: BrainData, r: dict) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: str, out: Path, *, progress: bool, warns: list[str]) -> dict:
-    """One brain-level run into ``out``; returns its result dict (with probabilities)."""
+def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: str, out: Path, *, progress: bool, warns: list[str]) -> BrainRun:
+    """One brain-level run into ``out`` (everything but its metrics); returns it with its probabilities."""
     bag_split = _bag_split(data, splits)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_config(cfg.model_copy(update={"data": data.index.root, "out": out.resolve(), "image_size": data.image_size})))
@@ -159,7 +252,7 @@ def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: 
         from alzmri.data.cache import write_skipped_report
 
         write_skipped_report(out / "skipped.csv", data.unreadable, data.index.root, len(data.index))  # CSV + one console line
-    r = _fit_and_score(cfg, data, bag_split, out, progress=progress)
+    r = _fit_and_predict(cfg, data, bag_split, out, progress=progress)
     baseline = cfg.model.startswith("baseline:")
     if baseline:
         pre = {"mean": 0.0, "std": 1.0}  # baselines read raw [0, 1] pixels
@@ -184,21 +277,12 @@ def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: 
         "threshold_rule": THRESHOLD_RULE, "feature_seconds": round(data.feature_seconds, 2), "settings": settings, "model_kwargs": dict(cfg.model_kwargs),
     })
     _write_predictions(out / "predictions.csv", data, r)
-    if cfg.evaluate and len(r["test_b"]):
-        from alzmri.reporting.model_card import write_model_card
-
-        m = brain_metrics(data.y[r["test_b"]], r["test_prob"], data.task, threshold=r["threshold"])
-        metrics = {"run": str(out), "model": cfg.model, "level": "brain", "task": data.task.name, "split": "test", "split_strategy": strategy,
-                   "train_time_s": round(r["seconds"], 2), "best_epoch": r["best_epoch"], "n_subjects": int(len(r["test_b"])),
-                   "groups_source": data.subjects.source, "brain_level": m, "warnings": warns}
-        atomic_write_json(out / "metrics.json", metrics)
-        write_model_card(out, info, metrics)
-    return r
-
-
-def _mean(values) -> float | None:
-    v = [x for x in values if x is not None]
-    return round(float(np.mean(v)), 6) if v else None
+    return BrainRun(
+        out=out, cfg=cfg, info=info, task=data.task, split_strategy=strategy, groups_source=data.subjects.source, warnings=warns,
+        val_brains=data.bags.brain_ids[r["val_b"]], y_val=data.y[r["val_b"]], val_prob=r["val_prob"],
+        test_brains=data.bags.brain_ids[r["test_b"]], y_test=data.y[r["test_b"]], test_prob=r["test_prob"],
+        threshold=r["threshold"], seconds=r["seconds"], best_epoch=r["best_epoch"], epochs_run=r["epochs_run"],
+    )
 
 
 def _new_out(cfg: TrainConfig, suffix: str = "") -> Path:
@@ -208,14 +292,30 @@ def _new_out(cfg: TrainConfig, suffix: str = "") -> Path:
     return out
 
 
-def train_brain(cfg: TrainConfig, *, progress: bool = True) -> Path:
+def fit_brain_run(cfg: TrainConfig, *, progress: bool = True) -> BrainRun:
     """Train one brain-level model (or baseline) on one split by brain and write its run folder.
+
+    Writes the model files, ``run.json``, ``brain.json``, ``history.csv`` and
+    ``predictions.csv``; not ``metrics.json`` (:func:`alzmri.pipeline.brains.train_brain`
+    scores the returned run and writes it).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        ``level: brain`` or a ``baseline:`` model; ``folds`` unset.
+    progress : bool, default=True
+        Show the progress bar of neural training.
+
+    Returns
+    -------
+    BrainRun
 
     Raises
     ------
     AlzmriError
-        Bad data or settings (a loss the task cannot take, a brain holding two classes, no
-        validation brains); an existing non-empty output folder.
+        ``--resume`` or ``--folds`` given; bad data or settings (a loss the task cannot
+        take, a brain holding two classes, no validation brains); an existing non-empty
+        output folder.
     """
     from alzmri.data.manifest import load_manifest
     from alzmri.training.splitting import prepare_split
@@ -223,7 +323,7 @@ def train_brain(cfg: TrainConfig, *, progress: bool = True) -> Path:
     if cfg.resume:
         raise AlzmriError(f"{cfg.out}: --resume continues slice-level runs; a brain-level run retrains in seconds to minutes: start it again with a new --out")
     if cfg.folds is not None:
-        return train_brain_cv(cfg, progress=progress)
+        raise AlzmriError(f"folds={cfg.folds}: cross-validation is fit_brain_cv; fit_brain_run trains one split")
     cfg = _prepare(cfg)
     out = _new_out(cfg)
     image_size = _image_size(cfg)
@@ -237,21 +337,33 @@ def train_brain(cfg: TrainConfig, *, progress: bool = True) -> Path:
     prep = prepare_split(cfg, data.index, manifest, data.subjects, readable=data.readable)
     if prep.strategy not in ("subject",) and not str(prep.strategy).startswith(("manifest", "subject")):
         raise AlzmriError(f"brain-level runs need a split by brain; got split_strategy {prep.strategy!r}: use --split-strategy subject")
-    _write_run(cfg, data, prep.splits, prep.strategy, out, progress=progress, warns=list(prep.warnings))
-    return out
+    return _write_run(cfg, data, prep.splits, prep.strategy, out, progress=progress, warns=list(prep.warnings))
 
 
-def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
-    """K-fold cross-validation by brain of a brain-level model or baseline; writes ``OUT/fold-<i>/`` and ``OUT/cv.json``.
+def fit_brain_cv(cfg: TrainConfig, *, progress: bool = True, on_fold: Callable[[BrainRun], None] | None = None) -> BrainCV:
+    """K-fold cross-validation by brain of a brain-level model or baseline; writes ``OUT/fold-<i>/``.
 
     The folds are those of the slice-level ``alzmri train --folds K`` with the same seed
     (:func:`alzmri.data.folds.subject_folds`), so brain-level and slice-level rows are
     scored on the same brains. Frozen-encoder features are computed once for all folds.
 
+    Parameters
+    ----------
+    cfg : TrainConfig
+        ``folds``: K (default 5).
+    progress : bool, default=True
+    on_fold : callable ``(BrainRun) -> None``, optional
+        Called with each fold as soon as its folder is written, before the next fold
+        trains (the pipeline writes the fold's ``metrics.json`` there).
+
+    Returns
+    -------
+    BrainCV
+
     Raises
     ------
     AlzmriError
-        As :func:`train_brain`; more folds than brains.
+        As :func:`fit_brain_run`; more folds than brains.
     """
     from alzmri.data.folds import subject_folds
     from alzmri.data.folds import cv_strategy_name
@@ -264,38 +376,33 @@ def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
     data = load_brain_data(cfg, image_size=_image_size(cfg))
     readable = np.flatnonzero(data.readable)
     t0 = time.perf_counter()
-    pooled_y, pooled_p, pooled_t, pooled_ids, pooled_fold, per_fold = [], [], [], [], [], []
+    folds = []
     for i, sub in enumerate(subject_folds(data.index.labels[readable], data.subjects.group[readable], k, seed=cfg.seed, val_fraction=cfg.fractions[1])):
         s = np.full(len(data.index), "", dtype=object)
         s[readable] = sub
-        r = _write_run(cfg, data, s.astype(str), cv_strategy_name(i, k), out / f"fold-{i}", progress=progress, warns=[])
-        pooled_y.append(data.y[r["test_b"]])
-        pooled_p.append(r["test_prob"])
-        pooled_t.append(np.full(len(r["test_b"]), r["threshold"]))
-        pooled_ids.append(data.bags.brain_ids[r["test_b"]])
-        pooled_fold.append(np.full(len(r["test_b"]), i))
-        fm = brain_metrics(data.y[r["test_b"]], r["test_prob"], data.task, threshold=r["threshold"], n_boot=200)
-        vm = brain_metrics(data.y[r["val_b"]], r["val_prob"], data.task, threshold=r["threshold"], n_boot=1)
-        per_fold.append({"fold": i, "n_brains": int(len(r["test_b"])), "n_val_brains": int(len(r["val_b"])), "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
-                         "threshold": r["threshold"], "train_time_s": round(r["seconds"], 2),
-                         "validation": {m: vm[m] for m in ("roc_auc", "balanced_accuracy", "quadratic_weighted_kappa") if m in vm}, **{m: fm[m] for m in fm if m not in ("ci", "ci_method", "class_counts", "task", "threshold", "threshold_rule", "n_brains")}})
-    y, p, t = np.concatenate(pooled_y), np.concatenate(pooled_p), np.concatenate(pooled_t)
-    pooled = brain_metrics(y, p, data.task, threshold=t)
-    summary = {
-        "model": cfg.model, "level": "brain", "task": data.task.name, "folds": k, "seed": cfg.seed, "pooling": None if cfg.model.startswith("baseline:") else cfg.pooling,
-        "slice_position": cfg.slice_position, "frozen_encoder": cfg.frozen_encoder, "loss": cfg.loss, "n_brains": int(len(y)),
-        "validation_mean": {m: _mean([f["validation"].get(m) for f in per_fold]) for m in ("roc_auc", "balanced_accuracy", "quadratic_weighted_kappa")},
-        "feature_seconds": round(data.feature_seconds, 2), "wall_time_s": round(time.perf_counter() - t0, 2), "pooled": pooled, "per_fold": per_fold,
-        "notes": data.notes,
-    }
-    atomic_write_json(out / "cv.json", summary)
+        run = _write_run(cfg, data, s.astype(str), cv_strategy_name(i, k), out / f"fold-{i}", progress=progress, warns=[])
+        if on_fold is not None:
+            on_fold(run)
+        folds.append(run)
+    return BrainCV(out=out, cfg=cfg, task=data.task, data_root=data.index.root, folds=folds, feature_seconds=data.feature_seconds,
+                   wall_seconds=time.perf_counter() - t0, notes=data.notes)
+
+
+def write_oof_predictions(path: Path, cv: BrainCV) -> None:
+    """``oof_predictions.csv``: every brain's out-of-fold prediction, by the fold model that did not see it.
+
+    Columns: ``brain``, ``fold``, ``class``, ``predicted``, ``p_<class>`` of each class and,
+    for a binary task, ``threshold`` (the fold's own validation threshold, which decides
+    ``predicted``; other tasks take the argmax).
+    """
+    task = cv.task
+    binary = task.is_binary
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    binary = data.task.is_binary
-    w.writerow(["brain", "fold", "class", "predicted", *(f"p_{c}" for c in data.task.class_names), *(["threshold"] if binary else [])])
-    for b, f, yy, pp, tt in zip(np.concatenate(pooled_ids), np.concatenate(pooled_fold), y, p, t):
-        pred = int(1 - pp[0] >= tt) if binary else int(np.argmax(pp))
-        w.writerow([int(b), int(f), data.task.class_names[yy], data.task.class_names[pred], *(f"{v:.6f}" for v in pp), *([f"{tt:.6f}"] if binary else [])])
-    atomic_write_text(out / "oof_predictions.csv", buf.getvalue())
-    atomic_write_text(out / "config.yaml", dump_config(cfg.model_copy(update={"data": data.index.root, "out": out.resolve()})))
-    return out
+    w.writerow(["brain", "fold", "class", "predicted", *(f"p_{c}" for c in task.class_names), *(["threshold"] if binary else [])])
+    for i, r in enumerate(cv.folds):
+        tt = np.float64(r.threshold)
+        for b, yy, pp in zip(r.test_brains, r.y_test, r.test_prob):
+            pred = int(1 - pp[0] >= tt) if binary else int(np.argmax(pp))
+            w.writerow([int(b), i, task.class_names[yy], task.class_names[pred], *(f"{v:.6f}" for v in pp), *([f"{tt:.6f}"] if binary else [])])
+    atomic_write_text(path, buf.getvalue())
