@@ -113,7 +113,7 @@ def slice_oof(folder: Path, task) -> dict:
     from alzmri.evaluation.aggregation import aggregate_by_group
     from alzmri.pipeline import evaluate as evaluate_run
     from alzmri.training.selection import choose_threshold, roc_auc_demented
-    from alzmri.evaluation.aggregation import balanced_accuracy
+    from alzmri.evaluation.bootstrap import balanced_accuracy
 
     four = get_task("4class")
     ids_all, y_all, p_all, t_all, vals = [], [], [], [], []
@@ -156,7 +156,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42, help="fold seed")
     ap.add_argument("--rerun-seed", type=int, default=7, help="fold seed of the chosen configurations' second cross-validation")
     args = ap.parse_args()
-    from alzmri.evaluation.aggregation import balanced_accuracy, quadratic_weighted_kappa
+    from alzmri.evaluation.bootstrap import balanced_accuracy, quadratic_weighted_kappa
     from alzmri.evaluation.task_metrics import brain_metrics, paired_bootstrap_difference
     from alzmri.training.selection import roc_auc_demented
 

@@ -77,7 +77,8 @@ def knn_predict(images: np.ndarray, labels: np.ndarray, splits: np.ndarray) -> t
 
 
 def scored(y: np.ndarray, p: np.ndarray, g: np.ndarray, n_boot: int) -> dict:
-    from alzmri.evaluation.aggregation import metrics_with_ci, subject_level_metrics
+    from alzmri.evaluation.aggregation import subject_level_metrics
+    from alzmri.evaluation.bootstrap import metrics_with_ci
     from alzmri.evaluation.metrics import classification_metrics
 
     m = classification_metrics(y, p)

@@ -5,15 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from alzmri.evaluation.aggregation import (
-    METRIC_FUNCTIONS,
-    MixedLabelGroupWarning,
-    aggregate_by_group,
-    balanced_accuracy,
-    bootstrap_ci,
-    metrics_with_ci,
-    subject_level_metrics,
-)
+from alzmri.evaluation.aggregation import MixedLabelGroupWarning, aggregate_by_group, subject_level_metrics
+from alzmri.evaluation.bootstrap import METRIC_FUNCTIONS, balanced_accuracy, bootstrap_ci, metrics_with_ci
 from alzmri.evaluation.metrics import classification_metrics
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from alzmri.evaluation.aggregation import _bootstrap_replicates
+from alzmri.evaluation.bootstrap import _bootstrap_replicates
 from alzmri.evaluation.paired import paired_comparison
 from alzmri.evaluation.task_metrics import paired_bootstrap_difference
 from alzmri.training.selection import roc_auc_demented

@@ -57,7 +57,7 @@ def test_paired_bootstrap_by_hand_and_identical_models():
     res = paired_bootstrap_difference(roc_auc_demented, y, a, b, n_boot=200, seed=3)
     assert res["difference"] == pytest.approx(roc_auc_score(y, b[:, 1]) - roc_auc_score(y, a[:, 1]))
     # by hand: the same brains drawn for both models in each replicate (the same generator and draws)
-    from alzmri.evaluation.aggregation import _bootstrap_replicates
+    from alzmri.evaluation.bootstrap import _bootstrap_replicates
 
     _, reps = _bootstrap_replicates(np.arange(6), y, True, 200, 3)
     deltas = [roc_auc_ovr_macro(y[i], b[i]) - roc_auc_ovr_macro(y[i], a[i]) for i in reps]

@@ -10,7 +10,7 @@ import numpy as np
 
 from alzmri.comparison.config import ModelEntry
 from alzmri.config import TrainConfig
-from alzmri.evaluation.aggregation import CI_METRICS
+from alzmri.evaluation.bootstrap import CI_METRICS
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["SUMMARY_VERSION", "TABLE_KEYS", "summarize_row"]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alzmri.evaluation.aggregation import CI_METRICS, metrics_with_ci, subject_level_metrics
+from alzmri.evaluation.aggregation import subject_level_metrics
+from alzmri.evaluation.bootstrap import CI_METRICS, metrics_with_ci
 from alzmri.evaluation.evaluate import read_predictions
 from alzmri.evaluation.metrics import classification_metrics
 

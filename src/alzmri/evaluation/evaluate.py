@@ -24,7 +24,8 @@ from alzmri.data.manifest import load_manifest
 from alzmri.data.split_checks import split_warnings
 from alzmri.data.tasks import Task, get_task
 from alzmri.errors import AlzmriError
-from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, aggregate_by_group, metrics_with_ci, subject_level_metrics
+from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarning, aggregate_by_group, subject_level_metrics
+from alzmri.evaluation.bootstrap import metrics_with_ci
 from alzmri.evaluation.metrics import classification_metrics
 from alzmri.evaluation.task_metrics import brain_metrics
 from alzmri.runs import predict_proba
@@ -89,7 +90,7 @@ def score_run(
     :func:`alzmri.evaluation.metrics.classification_metrics`. With subject groups (from
     the manifest, or recovered for older manifests), metrics.json also holds ``confidence_intervals`` (95 % percentile
     bootstrap intervals resampling *subjects*, not slices:
-    :func:`alzmri.evaluation.aggregation.metrics_with_ci`) and ``subject_level``: the same
+    :func:`alzmri.evaluation.bootstrap.metrics_with_ci`) and ``subject_level``: the same
     metrics on one prediction per subject (mean of its slices' probabilities, see
     :data:`~alzmri.evaluation.aggregation.AGGREGATION_RULE`), with intervals.
     ``task`` names the run's task framing (:mod:`alzmri.data.tasks`; runs without one are

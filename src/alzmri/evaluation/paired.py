@@ -27,11 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from alzmri.evaluation.checks import check_targets_and_probabilities
-from alzmri.evaluation.aggregation import (
-    _bootstrap_replicates,
-    _finite,
-    _percentile_interval,
-)
+from alzmri.evaluation.bootstrap import _bootstrap_replicates, _finite, _percentile_interval
 
 __all__ = ["VERDICTS", "paired_comparison"]
 

@@ -8,7 +8,7 @@
   the binary ROC-AUC of P(demented) = 1 - P(NonDemented), which every task has.
 
 Intervals are percentile bootstrap intervals over brains, stratified by class (each row
-of the inputs is one brain, see :func:`alzmri.evaluation.aggregation.bootstrap_ci`).
+of the inputs is one brain, see :func:`alzmri.evaluation.bootstrap.bootstrap_ci`).
 :func:`paired_bootstrap_difference` compares two models scored on the same brains, drawing
 the same brains for both in every replicate.
 
@@ -26,14 +26,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from alzmri.data.tasks import Task, get_task
-from alzmri.evaluation.aggregation import (
-    _bootstrap_replicates,
-    _finite,
-    _percentile_interval,
-    balanced_accuracy,
-    macro_f1,
-    quadratic_weighted_kappa,
-)
+from alzmri.evaluation.bootstrap import _bootstrap_replicates, _finite, _percentile_interval, balanced_accuracy, macro_f1, quadratic_weighted_kappa
 from alzmri.training.selection import THRESHOLD_RULE, demented_score, roc_auc_demented, roc_auc_ovr_macro
 
 __all__ = [
