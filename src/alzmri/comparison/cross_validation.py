@@ -54,7 +54,7 @@ def _prepare_folds(config: CompareConfig, k: int, image_size: int, source: str, 
     from alzmri.data.manifest import write_manifest
     from alzmri.data.splits import cv_strategy_name
     from alzmri.training.cv import make_fold_splits
-    from alzmri.training.reliability import check_manifest, manifest_bytes
+    from alzmri.training.resume import check_manifest, manifest_bytes
     from alzmri.training.train import resolve_data_dir
 
     out = Path(config.out)

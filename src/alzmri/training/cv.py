@@ -31,7 +31,7 @@ from alzmri.data.manifest import write_manifest
 from alzmri.data.splits import cv_strategy_name, subject_folds  # noqa: F401 (cv_strategy_name: public here too)
 from alzmri.errors import AlzmriError, RunInterrupted
 from alzmri.models import get_spec
-from alzmri.training.reliability import check_manifest, manifest_bytes, run_finished, saved_settings
+from alzmri.training.resume import check_manifest, manifest_bytes, run_finished, saved_settings
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
 CV_FILE = "cv.json"

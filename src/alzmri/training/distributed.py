@@ -330,7 +330,7 @@ def _kept_checkpoint(checkpoint_dir: Path | None) -> str:
     """What is left to continue from, for the failure message."""
     if checkpoint_dir is None:
         return "nothing was written"
-    from alzmri.training.reliability import describe_last_checkpoint
+    from alzmri.training.checkpointing import describe_last_checkpoint
 
     kept = describe_last_checkpoint(checkpoint_dir)
     if (checkpoint_dir / "last.ckpt").is_file():
