@@ -18,6 +18,7 @@ import torch
 import yaml
 from PIL import Image
 
+from _train_hooks import SCRIPT as HOOKS_SCRIPT
 from alzmri.cli import main
 from alzmri.comparison import TABLE_KEYS, compare, load_compare_config, row_state
 from alzmri.errors import AlzmriError
@@ -246,16 +247,16 @@ def test_a_foreign_folder_is_never_used(small_data, tmp_path):
 def test_signal_to_compare_stops_the_row_worker_with_one_line_and_rerun_resumes(small_data, tmp_path, sig, code, how):
     """SIGTERM / Ctrl-C to `alzmri compare` reach the row's worker process once: it saves its
     checkpoint and exits, the comparison ends with one line (no worker left training), and the
-    same command resumes the row."""
-    from alzmri.training.reliability import STEP_DELAY_ENV
-
+    same command resumes the row. The hook launcher (tests/_train_hooks.py) slows the worker's
+    steps down and gives both processes Python's Ctrl-C handler (SIGINT may come ignored from
+    a background test run)."""
     out = tmp_path / "out"
     config = write_config(tmp_path / "c.yaml", small_data, out, defaults={"epochs": 3, "batch_size": 16, "image_size": 32})
-    cmd = [sys.executable, "-m", "alzmri", "compare", "--config", str(config), "--no-progress"]
+    args = ["compare", "--config", str(config), "--no-progress"]
+    cmd = [sys.executable, "-m", "alzmri", *args]
     err_file = tmp_path / "err.txt"
-    env = {**os.environ, STEP_DELAY_ENV: "0.3"}
     with err_file.open("w") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([sys.executable, HOOKS_SCRIPT, "--step-delay", "0.3", *args], stdout=subprocess.DEVNULL, stderr=err)
     try:
         end = time.monotonic() + 240
         while "epoch 2 step 1" not in err_file.read_text():  # the first row's worker is in its second epoch

@@ -101,7 +101,7 @@ def test_keep_eval_copies_keeps_them_and_warns_once(runs, augmented_brains):
 def test_run_manifest_is_what_a_resume_recomputes(runs):
     from alzmri.data.manifest import load_manifest
     from alzmri.data.subjects import resolve_subjects
-    from alzmri.training.reliability import manifest_bytes
+    from alzmri.training.resume import manifest_bytes
 
     run = runs["default"][0]
     index = discover(RunInfo.load(run).data)

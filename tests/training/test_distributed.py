@@ -22,6 +22,7 @@ import pytest
 import torch
 import yaml
 
+from _train_hooks import SCRIPT as HOOKS_SCRIPT
 from conftest import DATA_6400, copy_subset, require
 
 from alzmri.cli import main
@@ -180,11 +181,10 @@ def test_a_killed_rank_stops_the_run_with_one_line_keeps_the_checkpoint_and_resu
     cache = tmp_path / "cache"
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({"model_kwargs": MODEL_KWARGS}))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "alzmri", "train", "--config", "run.yaml", "--data", str(ddp_data), "--out", str(out),
+    # the training-step delay hook (tests/_train_hooks.py, in both ranks) keeps epochs 2-3 running while rank 1 is killed
+    cmd = [sys.executable, HOOKS_SCRIPT, "--step-delay", "0.4", "train", "--config", "run.yaml", "--data", str(ddp_data), "--out", str(out),
            "--epochs", "3", "--devices", "2", *TRAIN_ARGS]
-    # the training-step delay hook (alzmri.training.reliability) keeps epochs 2-3 running while rank 1 is killed
-    env = {**_env(cache), "ALZMRI_TEST_STEP_DELAY_S": "0.4"}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 150

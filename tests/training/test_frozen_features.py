@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
-import alzmri.training.train as train_module
+from _train_hooks import add_trainer_callbacks
 from alzmri.config import load_train_config
 from alzmri.models import create_model
 from alzmri.models.ordinal import make_ordinal
@@ -145,7 +145,7 @@ class _StopAtSecondEpoch(Callback):
 def test_resumed_feature_run_ends_as_the_uninterrupted_one(feature_runs, small_data, tmp_path, monkeypatch):
     out = tmp_path / "resumed"
     with monkeypatch.context() as mp:
-        mp.setattr(train_module, "hook_callbacks", lambda: [_StopAtSecondEpoch()])
+        add_trainer_callbacks(mp.setattr, [_StopAtSecondEpoch()])
         with pytest.raises(RuntimeError, match="stopped by the test"):
             train(_cfg(small_data, out), progress=False)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0 and not (out / "run.json").exists()

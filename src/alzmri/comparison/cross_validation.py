@@ -55,7 +55,7 @@ def _prepare_folds(config: CompareConfig, k: int, image_size: int, source: str, 
     from alzmri.data.manifest import write_manifest
     from alzmri.data.folds import cv_strategy_name
     from alzmri.training.cv import make_fold_splits
-    from alzmri.training.reliability import check_manifest, manifest_bytes
+    from alzmri.training.resume import check_manifest, manifest_bytes
     from alzmri.data.locations import resolve_data_dir
 
     out = Path(config.out)

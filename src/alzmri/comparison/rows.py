@@ -80,7 +80,7 @@ def row_state(row_dir: str | Path, cfg: TrainConfig) -> str:
         first checkpoint, or settings changed since); ``changed``: finished, but with
         other settings.
     """
-    from alzmri.training.reliability import LAST_CHECKPOINT, check_checkpoint, sha256_hex
+    from alzmri.training.checkpointing import LAST_CHECKPOINT, check_checkpoint, sha256_hex
 
     row_dir = Path(row_dir)
     if not row_dir.exists():

@@ -32,22 +32,9 @@ from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, s
 from alzmri.utils.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
 from alzmri.training.frozen import describe_features, feature_record, frozen_features, image_path_reason
 from alzmri.training.module import SliceClassifier, balanced_class_weights
-from alzmri.training.reliability import (
-    AtomicCheckpointIO,
-    ResumePlan,
-    RunCheckpoint,
-    RunState,
-    check_checkpoint,
-    check_manifest,
-    describe_last_checkpoint,
-    hook_callbacks,
-    interruptions,
-    manifest_bytes,
-    plan_resume,
-    remove_stray_temp_files,
-    sha256_hex,
-    write_history,
-)
+from alzmri.training.checkpointing import AtomicCheckpointIO, RunCheckpoint, check_checkpoint, describe_last_checkpoint, sha256_hex, write_history
+from alzmri.training.resume import ResumePlan, RunState, check_manifest, manifest_bytes, plan_resume, remove_stray_temp_files
+from alzmri.training.signals import interruptions
 from alzmri.training.splitting import make_split_manifest, prepare_split, write_split_manifest  # noqa: F401 (public here too)
 from alzmri.utils.console import print_note, print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
@@ -175,7 +162,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedRun:
     Every file of the run folder is written atomically; ``checkpoints/last.ckpt`` holds
     the state after the last complete epoch. With ``cfg.resume`` the run folder
     ``cfg.out`` is continued from that checkpoint with its saved settings and split
-    (:func:`alzmri.training.reliability.plan_resume`); on CPU the result equals an
+    (:func:`alzmri.training.resume.plan_resume`); on CPU the result equals an
     uninterrupted run's (docs/reliability.md).
 
     A frozen backbone (``finetune: linear``, or adapters on the head only) without
@@ -337,7 +324,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         enable_version_counter=False,
     )
     run_state = RunState(out, sha256_hex(expected_manifest))  # history, fit time, RNG: saved in every checkpoint
-    callbacks: list[Callback] = [ckpt, run_state, _NonFiniteLossStop(), *hook_callbacks()]
+    callbacks: list[Callback] = [ckpt, run_state, _NonFiniteLossStop()]
     if cfg.patience is not None:  # the best epoch's weights are kept by ckpt whatever stops training
         callbacks.append(EarlyStopping(monitor="val_balanced_accuracy", mode="max", patience=cfg.patience))
     if progress:
