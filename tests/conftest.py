@@ -1,23 +1,11 @@
-"""Shared fixtures: the real datasets in ../shared/datasets and small subsets of them."""
+"""Shared fixtures: the real datasets in ../shared/datasets and small subsets of them (helpers in _helpers.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO.parent / "shared" / "datasets"
-DATA_6400 = DATASETS / "alzheimer-mri-6400"
-DATA_176 = DATASETS / "alzheimers-dataset-176x208"
-
-
-def require(path: Path) -> Path:
-    if not path.is_dir():
-        pytest.skip(f"real dataset not found at {path} (expected ../shared/datasets beside the repo)")
-    return path
-
+from _helpers import DATA_176, DATA_6400, copy_subset, require
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
@@ -35,18 +23,6 @@ def data_6400() -> Path:
 @pytest.fixture(scope="session")
 def data_176() -> Path:
     return require(DATA_176)
-
-
-def copy_subset(src: Path, dest: Path, per_class: int, *, rename: dict[str, str] | None = None, stride: int = 1) -> Path:
-    """Copy the first ``per_class`` images (every ``stride``-th, sorted by name) of each class folder of ``src``."""
-    rename = rename or {}
-    for cls_dir in sorted(p for p in src.iterdir() if p.is_dir()):
-        files = sorted(p for p in cls_dir.iterdir() if p.is_file())[::stride][:per_class]
-        out = dest / rename.get(cls_dir.name, cls_dir.name)
-        out.mkdir(parents=True, exist_ok=True)
-        for f in files:
-            shutil.copy2(f, out / f.name)
-    return dest
 
 
 @pytest.fixture(scope="session")
@@ -131,25 +107,3 @@ def augmented_brains(tmp_path_factory):
     with groups_csv.open("w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
     return {"root": base / "data", "groups_csv": groups_csv, "brain": brain, "copy_of": copy_of}
-
-
-def truth_result(index, brain: dict, copy_of: dict, *, gap: float | None = None):
-    """A GroupResult of ``index`` built from known brains and copies, as image recovery would return it.
-
-    ``gap``: the separation gap to report (weakest link inside groups minus strongest
-    similarity between groups); below ``MIN_RELIABLE_GAP`` the result is unreliable.
-    """
-    import numpy as np
-
-    from alzmri.data.groups import GroupResult
-    from alzmri.data.groups.filenames import _canonical_ids
-
-    pos = {p: i for i, p in enumerate(index.paths)}
-    group = _canonical_ids(np.array([brain[p] for p in index.paths]), index.paths)
-    n_groups = int(group.max()) + 1
-    src = np.array([pos[copy_of[p]] if p in copy_of else -1 for p in index.paths], dtype=np.int64)
-    weakest = np.full(n_groups, 0.90)
-    return GroupResult(paths=index.paths, labels=index.labels, group=group, position=np.full(len(index), -1, dtype=np.int64),
-                       method="images", threshold=0.83, weakest_link=weakest,
-                       strongest_between=None if gap is None else 0.90 - gap, unreadable=np.zeros(len(index), bool),
-                       params={"truth": True}, copy_of=src)

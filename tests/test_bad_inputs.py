@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from alzmri.cli import main
-from conftest import DATA_176, copy_subset, require
+from _helpers import DATA_176, copy_subset, require
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ("--epochs", "1", "--image-size", "32", "--batch-size", "8", "--split-strategy", "stratified", "--no-progress")

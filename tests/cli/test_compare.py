@@ -1,6 +1,6 @@
 """`alzmri compare` on a bad config: one line, exit code 2 (full runs: tests/comparison/)."""
 
-from .conftest import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, run_cli
 
 
 def test_compare_bad_config(capsys, tmp_path):

@@ -3,7 +3,7 @@
 import json
 import shutil
 
-from .conftest import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, run_cli
 
 
 def test_inspect_prints_counts_layout_and_unreadable(capsys, data):
@@ -123,7 +123,7 @@ def _truth_recovery(monkeypatch, ab, gap):
     import functools
 
     import alzmri.data.groups.cache as cache
-    from conftest import truth_result
+    from _helpers import truth_result
 
     @functools.wraps(cache.recover_groups)
     def fake(index, images=None, **kw):

@@ -1,6 +1,6 @@
 """`alzmri evaluate` and `alzmri calibrate` on folders that are not finished runs: one line, exit code 2."""
 
-from .conftest import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, run_cli
 
 
 def test_evaluate_bad_input(capsys, tmp_path, earlier_run):

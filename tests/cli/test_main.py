@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import run_cli
+from _helpers import run_cli
 
 
 def test_console_script_exit_code_without_traceback(tmp_path):

@@ -3,7 +3,7 @@
 from alzmri.models import get_spec, list_models
 from alzmri.models.baselines import BASELINES
 
-from .conftest import run_cli
+from _helpers import run_cli
 
 
 def test_models_lists_registered_models_and_baselines(capsys):

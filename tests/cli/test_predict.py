@@ -1,6 +1,6 @@
 """`alzmri predict` and `alzmri export` on bad input: one line, exit code 2."""
 
-from .conftest import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, run_cli
 
 
 def test_predict_bad_input(capsys, tmp_path, earlier_run):

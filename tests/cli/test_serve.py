@@ -1,6 +1,6 @@
 """`alzmri serve` on bad input: one line, exit code 2, nothing served."""
 
-from .conftest import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, run_cli
 
 
 def test_serve_bad_input(capsys, tmp_path):

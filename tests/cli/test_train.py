@@ -17,9 +17,9 @@ from alzmri.cli import app
 from alzmri.cli.train import CONFIG_ONLY, TRAIN_OPTIONS, option_type, options_from_config
 from alzmri.config import TrainConfig
 from alzmri.errors import AlzmriError
-from conftest import copy_subset
+from _helpers import copy_subset
 
-from .conftest import assert_one_line_error, run_cli, tree_digest
+from _helpers import assert_one_line_error, run_cli, tree_digest
 
 
 def _train(capsys, data, out, *extra):

@@ -15,7 +15,7 @@ import yaml
 from alzmri.comparison import compare, load_compare_config
 from alzmri.errors import AlzmriError
 from alzmri.runs import RunInfo
-from conftest import truth_result
+from _helpers import truth_result
 
 UNRELIABLE = "the recovered groups are unreliable"
 

@@ -7,7 +7,7 @@ import pytest
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.discovery import discover
 from alzmri.errors import AlzmriError
-from conftest import copy_subset
+from _helpers import copy_subset
 
 
 def test_class_folders_layout_of_the_6400_set(data_6400):

@@ -14,7 +14,7 @@ import pytest
 from alzmri.data.discovery import discover
 from alzmri.data.groups import GroupResult, load_or_recover_groups, read_groups_csv, write_groups_csv
 from alzmri.errors import AlzmriError
-from conftest import truth_result
+from _helpers import truth_result
 
 
 @pytest.fixture(scope="module")

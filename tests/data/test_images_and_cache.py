@@ -9,7 +9,7 @@ from PIL import Image
 from alzmri.data.cache import load_images
 from alzmri.data.discovery import discover
 from alzmri.data.images import UnreadableImageError, decode_image
-from conftest import copy_subset
+from _helpers import copy_subset
 
 
 def _first(d, cls="Mild_Demented"):

@@ -9,7 +9,7 @@ from alzmri.data.split_checks import split_warnings
 from alzmri.data.splits import make_split
 from alzmri.data.subject_splits import subject_split
 from alzmri.errors import AlzmriError
-from conftest import copy_subset
+from _helpers import copy_subset
 
 
 def test_stratified_split_fractions_and_class_balance(data_6400):

@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from _train_hooks import SCRIPT as HOOKS_SCRIPT
-from conftest import copy_subset
+from _helpers import copy_subset
 
 EPOCHS = 3
 #: metrics.json keys that may differ between two identical runs: wall-clock, memory, the folder

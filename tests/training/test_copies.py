@@ -15,7 +15,7 @@ import pytest
 from alzmri.cli import main
 from alzmri.data.discovery import discover
 from alzmri.runs import RunInfo
-from conftest import truth_result
+from _helpers import truth_result
 
 TINY = ["--epochs", "1", "--image-size", "32", "--batch-size", "32", "--seed", "0", "--no-progress"]
 UNRELIABLE = "the recovered groups are unreliable"

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from _train_hooks import SCRIPT as HOOKS_SCRIPT
-from conftest import DATA_6400, copy_subset, require
+from _helpers import DATA_6400, copy_subset, require
 
 from alzmri.cli import main
 from alzmri.data.classes import CLASS_NAMES
