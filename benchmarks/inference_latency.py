@@ -11,7 +11,7 @@ the weights) is written to a temporary folder with alzmri's own format
 :func:`alzmri.inference.onnx_export.export_onnx`. The two paths are the ones ``predict``
 offers, from uint8 slices to probabilities, preprocessing and softmax included:
 
-- ``eager``: :func:`alzmri.runs.load_model` + :func:`alzmri.inference.predict.predict_proba`
+- ``eager``: :func:`alzmri.runs.load_model` + :func:`alzmri.runs.predict_proba`
   (``torch.inference_mode``, fp32, torch's default threads);
 - ``onnx``: :class:`alzmri.inference.onnx_export.OnnxPredictor` (onnxruntime's CPU
   provider, its default threads) ``.predict_proba``.

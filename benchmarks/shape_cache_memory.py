@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/shape_cache_memory.py RUN [--max-batch 32] [--passes 2]
 
 For each variant, in a fresh subprocess, it loads the run's model and calls
-:func:`alzmri.inference.predict.predict_proba` on batch sizes 1, 2, ..., ``--max-batch``
+:func:`alzmri.runs.predict_proba` on batch sizes 1, 2, ..., ``--max-batch``
 (random uint8 slices), ``--passes`` times, printing the process's resident memory (RSS,
 MB = 10^6 bytes) after loading and after each pass. ``plain`` calls it directly;
 ``buckets`` through :func:`alzmri.inference.backends.bucketed` (batch sizes of

@@ -4,7 +4,7 @@ Every process predicts a shard of the slices (Lightning's predict loop uses an
 unpadded sampler: rank r takes r, r+W, ...), each prediction travels with the index of
 its slice, all ranks' (index, probabilities) pairs are gathered, and rank 0 keeps one
 row per index, sorted by index. The result is the array a single process computes with
-:func:`alzmri.inference.predict.predict_proba` (equal up to float rounding of the
+:func:`alzmri.runs.predict_proba` (equal up to float rounding of the
 batched convolutions), so every metric computed from it is the single-process metric:
 no slice is counted twice by sampler padding and none is dropped.
 """

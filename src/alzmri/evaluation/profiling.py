@@ -182,7 +182,7 @@ def extract_features(
         registered alzmri model has one).
     info : RunInfo
         Gives the normalisation and channels, as in
-        :func:`alzmri.inference.predict.predict_proba`.
+        :func:`alzmri.runs.predict_proba`.
     images : ndarray of shape (n, image_size, image_size), dtype uint8
     batch_size : int, default=256
     device : str or torch.device, default="cpu"

@@ -68,7 +68,7 @@ def train_brain_cv(cfg: TrainConfig, *, progress: bool = True) -> Path:
     ``metrics.json`` written before the next fold trains), then ``OUT/cv.json``
     (:func:`alzmri.evaluation.brain_runs.brain_cv_summary`), ``OUT/oof_predictions.csv``
     and ``OUT/config.yaml``. The folds are those of the slice-level ``--folds K`` with the
-    same seed (:func:`alzmri.data.splits.subject_folds`).
+    same seed (:func:`alzmri.data.folds.subject_folds`).
 
     Parameters
     ----------

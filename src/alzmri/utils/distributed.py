@@ -13,7 +13,7 @@ Launching
     its variables. Either way every process runs the same ``alzmri`` code from the top.
     The launcher re-runs the *script* (``python -m alzmri ...`` or the ``alzmri`` console
     script, or ``python -m alzmri.comparison._worker`` for a comparison row), so calling
-    :func:`alzmri.training.train.train` with more than one process from a Python session
+    :func:`alzmri.pipeline.train` with more than one process from a Python session
     re-runs that session's script: call it from a script guarded by
     ``if __name__ == "__main__":`` (Lightning's rule), not from a notebook or pytest.
     ``ddp_spawn`` is not offered: it pickles the in-memory image arrays into every
