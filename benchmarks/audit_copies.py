@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-thresholds", action="store_true")
     args = p.parse_args(argv)
 
-    from alzmri.data.audit import audit_split
+    from alzmri.data import audit_split
     from alzmri.data.augmented_sets import write_augmented_set
-    from alzmri.data.cache import load_images
-    from alzmri.data.discovery import discover
-    from alzmri.data.groups import load_or_recover_groups
+    from alzmri.data import load_images
+    from alzmri.data import discover
+    from alzmri.data import load_or_recover_groups
     from alzmri.data.slice_splits import stratified_split
 
     out: dict = {}

@@ -47,12 +47,12 @@ from _bench import DATA_6400, log, machine  # noqa: E402
 
 
 def _recover(root: str, cache: str, find_copies: bool, queue) -> None:
-    from alzmri.data.discovery import discover
-    from alzmri.data.groups import recover_groups
+    from alzmri.data import discover
+    from alzmri.data import recover_groups
 
     t0 = time.perf_counter()
     index = discover(root)
-    from alzmri.data.cache import load_images
+    from alzmri.data import load_images
 
     images = load_images(index, 64, cache_dir=cache)
     t1 = time.perf_counter()
@@ -142,11 +142,11 @@ def score(rec: dict, truth: dict, orig_brain: dict, orig_pos: dict) -> dict:
 
 def leak_size(root: Path, rec_old: dict, rec_new: dict, work: Path, *, epochs: int, seed: int) -> dict:
     """Test scores of AltzCNN on the leaky split (today's groups) and on the fixed split."""
-    from alzmri.config import load_train_config
-    from alzmri.data.discovery import discover
-    from alzmri.data.manifest import write_manifest
-    from alzmri.data.splits import make_split
-    from alzmri.pipeline import train
+    from alzmri import load_train_config
+    from alzmri.data import discover
+    from alzmri.data import write_manifest
+    from alzmri.data import make_split
+    from alzmri import train
 
     index = discover(root)
     out = {}
@@ -186,8 +186,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from alzmri.data.augmented_sets import write_augmented_set
-    from alzmri.data.discovery import discover
-    from alzmri.data.groups import load_or_recover_groups
+    from alzmri.data import discover
+    from alzmri.data import load_or_recover_groups
 
     tmp = tempfile.TemporaryDirectory() if args.work is None else None
     work = Path(tmp.name) if tmp else args.work

@@ -63,7 +63,7 @@ SETTING_KEYS = ("model", "task", "pooling", "slice_position", "frozen_encoder", 
 
 def run_config(c: dict, out: Path, seed: int) -> Path:
     """Cross-validate one configuration into ``out`` (kept when finished: reruns resume)."""
-    from alzmri.config import load_train_config
+    from alzmri import load_train_config
 
     done = out / ("cv.json")
     if done.is_file():
@@ -77,11 +77,11 @@ def run_config(c: dict, out: Path, seed: int) -> Path:
         values["level"] = "brain"
     cfg = load_train_config(None, data=str(DATA_6400), out=str(out), folds=5, seed=seed, **values)
     if c["kind"] == "slice":
-        from alzmri.pipeline import train_cv
+        from alzmri import train_cv
 
         train_cv(cfg, progress=False)
     else:
-        from alzmri.pipeline.brains import train_brain_cv
+        from alzmri.pipeline import train_brain_cv
 
         train_brain_cv(cfg, progress=False)
     return out
@@ -91,7 +91,7 @@ def brain_oof(c: dict, folder: Path, task_name: str) -> dict:
     """Pooled out-of-fold brain predictions of a finished configuration: ids, y, prob, thresholds, validation score."""
     import csv
 
-    from alzmri.data.tasks import get_task
+    from alzmri.data import get_task
 
     task = get_task(task_name)
     if c["kind"] != "slice":
@@ -109,9 +109,9 @@ def brain_oof(c: dict, folder: Path, task_name: str) -> dict:
 
 def slice_oof(folder: Path, task) -> dict:
     """A slice-level 4-class CV read at the brain level under ``task``: mean of slice probabilities per brain."""
-    from alzmri.data.tasks import get_task
-    from alzmri.evaluation.aggregation import aggregate_by_group
-    from alzmri.pipeline import evaluate as evaluate_run
+    from alzmri.data import get_task
+    from alzmri.evaluation import aggregate_by_group
+    from alzmri import evaluate as evaluate_run
     from alzmri.training.selection import choose_threshold, roc_auc_demented
     from alzmri.evaluation.bootstrap import balanced_accuracy
 

@@ -46,7 +46,7 @@ MODELS = ("altzcnn", "mobilenet_v2")
 
 def random_run(model: str, folder: Path, *, image_size: int = 64, in_chans: int = 1, seed: int = 0) -> Path:
     """A run folder holding ``model`` with random weights (run.json + model.safetensors)."""
-    from alzmri.data.classes import CLASS_NAMES
+    from alzmri.data import CLASS_NAMES
     from alzmri.models import create_model, get_spec
     from alzmri.runs import RunInfo, save_weights
 
@@ -61,8 +61,8 @@ def random_run(model: str, folder: Path, *, image_size: int = 64, in_chans: int 
 
 def real_slices(data: Path, image_size: int, n: int = 64) -> np.ndarray:
     """``n`` real slices of ``data`` spread over the classes, uint8 (n, S, S)."""
-    from alzmri.data.discovery import discover
-    from alzmri.data.images import decode_image
+    from alzmri.data import discover
+    from alzmri.data import decode_image
 
     index = discover(data)
     step = max(1, len(index) // n)
@@ -100,7 +100,7 @@ def measure_latency(data: Path, *, models=MODELS, image_size: int = 64, batch_si
     """
     from alzmri.inference.onnx_export import OnnxPredictor, export_onnx, preprocess
     from alzmri.runs import predict_proba
-    from alzmri.runs import load_model
+    from alzmri import load_model
 
     out: dict = {"benchmark": "inference_latency", "machine": _bench.machine()}
     import onnxruntime as ort

@@ -43,7 +43,7 @@ def _z(x: np.ndarray) -> np.ndarray:
 
 def ground_truth(index, ref_root: Path, load_images) -> dict | None:
     """Brain and level of the 6,400 images whose twin sits in the 176x208 test folder."""
-    from alzmri.data.discovery import discover
+    from alzmri.data import discover
 
     if not ref_root.is_dir():
         return None
@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from scipy.stats import spearmanr
 
-    from alzmri.data.audit import audit_split
-    from alzmri.data.cache import load_images
-    from alzmri.data.discovery import discover
-    from alzmri.data.groups import recover_groups
+    from alzmri.data import audit_split
+    from alzmri.data import load_images
+    from alzmri.data import discover
+    from alzmri.data import recover_groups
     from alzmri.data.slice_splits import stratified_split
 
     out: dict = {"data": str(args.data)}

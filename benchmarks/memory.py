@@ -73,9 +73,9 @@ def child_train(data: Path, cache_dir: Path, model: str, batch_size: int, image_
 
     from train_throughput import run_alzmri  # imports torch, Lightning and alzmri's training code
 
-    from alzmri.data.cache import load_images
-    from alzmri.data.discovery import discover
-    from alzmri.data.splits import make_split
+    from alzmri.data import load_images
+    from alzmri.data import discover
+    from alzmri.data import make_split
 
     rss_imports = rss_mb()
     index = discover(data)
@@ -95,8 +95,8 @@ def child_train(data: Path, cache_dir: Path, model: str, batch_size: int, image_
 
 def child_cache(data: Path, cache_dir: Path, image_size: int) -> dict:
     """(In the subprocess) load a dataset through alzmri's cache and report its RAM size."""
-    from alzmri.data.cache import load_images
-    from alzmri.data.discovery import discover
+    from alzmri.data import load_images
+    from alzmri.data import discover
 
     index = discover(data)
     index.content_hash()
@@ -118,7 +118,7 @@ def build_augmented_set(src: Path, dest: Path, n_images: int = N_AUGMENTED) -> P
     """
     from PIL import Image
 
-    from alzmri.data.discovery import discover
+    from alzmri.data import discover
 
     if REPO_ROOT in dest.resolve().parents:
         raise ValueError(f"{dest}: the augmented set must not be written inside the repository")

@@ -105,7 +105,7 @@ def mni_slices() -> dict | None:
     except ImportError:
         print("MNI152 slices: nilearn not installed; skipped")
         return None
-    from alzmri.data.volumes import load_volume_slices
+    from alzmri.data import load_volume_slices
 
     t = nd.load_mni152_template(resolution=1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +165,7 @@ def non_mri(folder: Path) -> dict:
 def confidence(run: Path, photo_files: list[str]) -> dict:
     import csv
 
-    from alzmri.inference.predict import predict_files
+    from alzmri.inference import predict_files
     from alzmri.runs import RunInfo
 
     info = RunInfo.load(run)

@@ -24,7 +24,7 @@ CHILD = r"""
 import json, os, sys
 import numpy as np
 from alzmri.runs import predict_proba
-from alzmri.runs import load_model
+from alzmri import load_model
 from alzmri.inference.backends import bucketed
 
 def rss():

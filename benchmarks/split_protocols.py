@@ -77,9 +77,9 @@ def knn_predict(images: np.ndarray, labels: np.ndarray, splits: np.ndarray) -> t
 
 
 def scored(y: np.ndarray, p: np.ndarray, g: np.ndarray, n_boot: int) -> dict:
-    from alzmri.evaluation.aggregation import subject_level_metrics
-    from alzmri.evaluation.bootstrap import metrics_with_ci
-    from alzmri.evaluation.metrics import classification_metrics
+    from alzmri.evaluation import subject_level_metrics
+    from alzmri.evaluation import metrics_with_ci
+    from alzmri.evaluation import classification_metrics
 
     m = classification_metrics(y, p)
     m["confidence_intervals"] = metrics_with_ci(y, p, g, n_boot=n_boot, seed=0)
@@ -108,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
-    from alzmri.config import load_train_config
-    from alzmri.data.cache import load_images
-    from alzmri.data.discovery import discover
-    from alzmri.data.groups import load_or_recover_groups
-    from alzmri.data.manifest import load_manifest
-    from alzmri.pipeline import train_cv
-    from alzmri.pipeline import train
+    from alzmri import load_train_config
+    from alzmri.data import load_images
+    from alzmri.data import discover
+    from alzmri.data import load_or_recover_groups
+    from alzmri.data import load_manifest
+    from alzmri import train_cv
+    from alzmri import train
     from alzmri.training.train import _quiet_lightning
 
     _quiet_lightning()
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["warnings"] = m.get("warnings", [])
                 splits = load_manifest(run / "manifest.csv", index).splits
             else:
-                from alzmri.data.splits import make_split
+                from alzmri.data import make_split
 
                 if not args.no_cnn:
                     entry["altzcnn"] = "pending"
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["warnings"] = cv.get("warnings", [])
                 fold_splits = [load_manifest(cv_dir / "cv-splits" / f"fold-{i}.csv", index).splits for i in range(args.folds)]
             else:
-                from alzmri.data.folds import subject_folds
+                from alzmri.data import subject_folds
 
                 if not args.no_cnn:
                     entry["altzcnn"] = "pending"

@@ -76,9 +76,9 @@ def plain_loop(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, *, mo
     """
     from torch.profiler import ProfilerActivity, profile as tprofile, record_function
 
-    from alzmri.data.datamodule import SliceDataModule
+    from alzmri.data import SliceDataModule
     from alzmri.models import create_model, get_spec
-    from alzmri.data.preprocess import prepare_batch
+    from alzmri.data import prepare_batch
 
     spec = get_spec(model)
     torch.manual_seed(seed)

@@ -94,9 +94,9 @@ def load_split(data: Path, image_size: int, *, seed: int = 42, cache_dir: Path |
     run), ``decode_once_s`` (cold cache: decode + write) and ``cache_load_s`` (warm cache:
     read the .npz).
     """
-    from alzmri.data.cache import load_images
-    from alzmri.data.discovery import discover
-    from alzmri.data.splits import make_split
+    from alzmri.data import load_images
+    from alzmri.data import discover
+    from alzmri.data import make_split
 
     index = discover(data)
     with tempfile.TemporaryDirectory(prefix="alzmri-bench-cache-") as tmp:
@@ -182,7 +182,7 @@ def run_notebook(dataset, model: str, image_size: int, *, batch_size: int, lr: f
     """Train ``steps + warmup`` steps the notebook's way; images/s of the timed steps."""
     from torch.utils.data import DataLoader
 
-    from alzmri.models import create_model
+    from alzmri import create_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
@@ -219,10 +219,10 @@ def run_alzmri(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, model
     """
     import lightning as L
 
-    from alzmri.data.augment import notebook_augmentation
-    from alzmri.data.datamodule import SliceDataModule
+    from alzmri.data import notebook_augmentation
+    from alzmri.data import SliceDataModule
     from alzmri.models import create_model, get_spec
-    from alzmri.training.module import SliceClassifier
+    from alzmri.training import SliceClassifier
     from alzmri.training.train import _quiet_lightning, resolve_precision
 
     class StepClock(L.Callback):
@@ -277,7 +277,7 @@ def train_flops_per_image(model: str, in_chans: int, image_size: int, *, model_k
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    from alzmri.models import create_model
+    from alzmri import create_model
 
     torch.manual_seed(0)
     net = create_model(model, in_chans=in_chans, image_size=image_size, **(model_kwargs or {})).train()
@@ -381,7 +381,7 @@ def notebook_fit(index, splits: np.ndarray, *, model: str, image_size: int, batc
     """The notebook's loop for ``epochs`` full epochs, validated after each; per-epoch metrics and time."""
     from torch.utils.data import DataLoader
 
-    from alzmri.models import create_model
+    from alzmri import create_model
 
     tr = notebook_dataset(index, np.flatnonzero(splits == "train"), image_size, model=model, augment=augment)
     va = notebook_dataset(index, np.flatnonzero(splits == "val"), image_size, model=model)
@@ -420,10 +420,10 @@ def measure_accuracy(data: Path, *, image_size: int = 32, batch_size: int = 32, 
     """
     import csv
 
-    from alzmri.config import load_train_config
-    from alzmri.data.discovery import discover
-    from alzmri.data.manifest import load_manifest
-    from alzmri.pipeline import train
+    from alzmri import load_train_config
+    from alzmri.data import discover
+    from alzmri.data import load_manifest
+    from alzmri import train
 
     model_kwargs = {"init": "he", "fc_dropout": 0.0} if model_kwargs is None else model_kwargs
     index = discover(data)
