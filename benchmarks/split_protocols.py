@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     from alzmri.data.manifest import load_manifest
     from alzmri.pipeline import train_cv
     from alzmri.pipeline import train
-    from alzmri.training.train import _quiet_lightning
+    from alzmri.training.lightning_setup import quiet_lightning
 
-    _quiet_lightning()
+    quiet_lightning()
     protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
     settings = {
         "model": "altzcnn",
