@@ -108,16 +108,11 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
-    from alzmri import load_train_config
-    from alzmri.data import load_images
-    from alzmri.data import discover
-    from alzmri.data import load_or_recover_groups
-    from alzmri.data import load_manifest
-    from alzmri import train_cv
-    from alzmri import train
-    from alzmri.training.train import _quiet_lightning
+    from alzmri import load_train_config, train, train_cv
+    from alzmri.data import discover, load_images, load_manifest, load_or_recover_groups
+    from alzmri.training.lightning_setup import quiet_lightning
 
-    _quiet_lightning()
+    quiet_lightning()
     protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
     settings = {
         "model": "altzcnn",

@@ -223,7 +223,8 @@ def run_alzmri(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, model
     from alzmri.data import SliceDataModule
     from alzmri.models import create_model, get_spec
     from alzmri.training import SliceClassifier
-    from alzmri.training.train import _quiet_lightning, resolve_precision
+    from alzmri.training.lightning_setup import quiet_lightning
+    from alzmri.training.precision import resolve_precision
 
     class StepClock(L.Callback):
         def __init__(self) -> None:
@@ -232,7 +233,7 @@ def run_alzmri(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, model
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             self.clock.append((_bench.step_clock(), len(batch[1])))
 
-    _quiet_lightning()
+    quiet_lightning()
     spec = get_spec(model)
     L.seed_everything(seed, workers=True, verbose=False)
     net = create_model(model, in_chans=1, image_size=image_size, **(model_kwargs or {}))

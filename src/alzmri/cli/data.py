@@ -42,7 +42,12 @@ def data_inspect(
     info = inspect_dataset(data, copies=copies)
     if as_json:
         print(json.dumps(info, indent=2))
-        return
+    else:
+        _print_inspection(info)
+
+
+def _print_inspection(info: dict) -> None:
+    """The tables of ``alzmri data inspect`` (``info``: :func:`alzmri.data.inspect.inspect_dataset`)."""
     out.print(f"[bold]{info['root']}[/bold]  layout: {info['layout']}  images: {info['total']}")
     t = Table("folder", "class")
     for folder, cls in info["class_folders"].items():

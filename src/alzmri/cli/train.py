@@ -22,46 +22,44 @@ from pydantic import BaseModel
 from alzmri.cli.tables import out, print_cv, print_metrics
 from alzmri.config import TrainConfig, load_train_config
 
-#: ``field: (option declarations, help)`` of every field ``alzmri train`` sets, in ``--help`` order.
-#: No declarations: ``--field-name``; help None: the field's description.
-TRAIN_OPTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "model": ((), "registered model name (default altzcnn)"),
-    "task": ((), "4class (default), 3class (Mild and Moderate merged) or binary (NonDemented vs demented)"),
-    "loss": ((), "cross_entropy (default) or ordinal (CORN; 4class or 3class)"),
-    "level": ((), "slice (default: one prediction per slice) or brain (one per bag of a brain's slices)"),
-    "pooling": ((), "level brain: attention (default) or mean"),
-    "slice_position": (("--slice-position/--no-slice-position",), "level brain: give the model each slice's position in its brain (default off)"),
+#: ``field: help`` or ``field: (option declarations, help)`` of every field ``alzmri train`` sets, in
+#: ``--help`` order. No declarations: ``--field-name`` (``--field-name/--no-field-name`` for a
+#: bool); help None: the field's description.
+TRAIN_OPTIONS: dict[str, str | tuple[tuple[str, ...], str | None]] = {
+    "model": "registered model name (default altzcnn)",
+    "task": "4class (default), 3class (Mild and Moderate merged) or binary (NonDemented vs demented)",
+    "loss": "cross_entropy (default) or ordinal (CORN; 4class or 3class)",
+    "level": "slice (default: one prediction per slice) or brain (one per bag of a brain's slices)",
+    "pooling": "level brain: attention (default) or mean",
+    "slice_position": "level brain: give the model each slice's position in its brain (default off)",
     "frozen_encoder": (("--frozen-encoder/--finetune-encoder",), "level brain: keep the slice encoder frozen (default) or fine-tune it"),
-    "patience": ((), "early stopping after this many epochs without a better validation score (default: off)"),
-    "data": ((), "dataset folder (default: the downloaded set)"),
-    "out": (("--out",), "run folder to create (default runs/MODEL-TIME)"),
-    "epochs": ((), "epochs (default 20)"),
-    "image_size": ((), "input side in pixels (default: the model's, 64 for altzcnn)"),
-    "batch_size": ((), "batch size (default 128)"),
-    "lr": ((), "Adam learning rate (default 3e-4)"),
-    "seed": ((), "random seed (default 42)"),
-    "split": ((), "reuse the split of an existing manifest.csv"),
-    "split_strategy": ((), "subject (default: no brain in two splits), stratified (random slices by class) or image (the notebook's random slices)"),
-    "groups": ((), "groups CSV from `alzmri data groups` (default: recovered from the images, cached)"),
-    "folds": ((), "k-fold cross-validation by subject: K runs in OUT/fold-i and OUT/cv.json"),
+    "patience": "early stopping after this many epochs without a better validation score (default: off)",
+    "data": "dataset folder (default: the downloaded set)",
+    "out": "run folder to create (default runs/MODEL-TIME)",
+    "epochs": "epochs (default 20)",
+    "image_size": "input side in pixels (default: the model's, 64 for altzcnn)",
+    "batch_size": "batch size (default 128)",
+    "lr": "Adam learning rate (default 3e-4)",
+    "seed": "random seed (default 42)",
+    "split": "reuse the split of an existing manifest.csv",
+    "split_strategy": "subject (default: no brain in two splits), stratified (random slices by class) or image (the notebook's random slices)",
+    "groups": "groups CSV from `alzmri data groups` (default: recovered from the images, cached)",
+    "folds": "k-fold cross-validation by subject: K runs in OUT/fold-i and OUT/cv.json",
     "keep_eval_copies": (
         ("--keep-eval-copies",),
         "keep augmented copies that the split puts in validation/test (the notebook's protocol; "
         "warned: pseudo-replicates); default: validation and test hold originals only",
     ),
-    "augment": (("--augment/--no-augment",), "kornia batch augmentation (default off)"),
-    "balance_augment": (
-        ("--balance-augment/--no-balance-augment",),
-        "augmented copies of minority-class training images until train classes are equal (after splitting; default off)",
-    ),
-    "precision": ((), "auto (default), 32, bf16-mixed or 16-mixed"),
-    "in_chans": ((), "1 (grayscale, default) or 3 (slice copied to RGB)"),
+    "augment": "kornia batch augmentation (default off)",
+    "balance_augment": "augmented copies of minority-class training images until train classes are equal (after splitting; default off)",
+    "precision": "auto (default), 32, bf16-mixed or 16-mixed",
+    "in_chans": "1 (grayscale, default) or 3 (slice copied to RGB)",
     "skip_unreadable": (("--skip-unreadable",), "leave unreadable images out (listed in skipped.csv)"),
-    "accelerator": ((), "auto (default), cpu or gpu"),
-    "devices": ((), "processes (one device each) per node; more than 1 trains with DDP (default 1; docs/scaling.md)"),
-    "num_nodes": ((), "machines (default 1); under torchrun or SLURM as launched"),
-    "strategy": ((), "auto (default: DDP when more than one process) or ddp"),
-    "deterministic": (("--deterministic/--no-deterministic",), "deterministic algorithms (default: on for CPU, off on GPU; docs/reliability.md)"),
+    "accelerator": "auto (default), cpu or gpu",
+    "devices": "processes (one device each) per node; more than 1 trains with DDP (default 1; docs/scaling.md)",
+    "num_nodes": "machines (default 1); under torchrun or SLURM as launched",
+    "strategy": "auto (default: DDP when more than one process) or ddp",
+    "deterministic": "deterministic algorithms (default: on for CPU, off on GPU; docs/reliability.md)",
     "resume": (("--resume",), "continue the run folder --out from its last complete checkpoint, with its saved settings and split"),
 }
 
@@ -102,7 +100,7 @@ def option_type(annotation: Any) -> type:
     return annotation
 
 
-def options_from_config(config: type[BaseModel], options: dict[str, tuple[tuple[str, ...], str | None]]) -> Callable:
+def options_from_config(config: type[BaseModel], options: dict[str, str | tuple[tuple[str, ...], str | None]]) -> Callable:
     """Decorator: give a Typer command one option per field of ``config`` named in ``options``.
 
     The options come first, in the order of ``options``, then the command's own keyword-only
@@ -114,7 +112,8 @@ def options_from_config(config: type[BaseModel], options: dict[str, tuple[tuple[
     config : type[pydantic.BaseModel]
         The config model whose fields become options.
     options : dict
-        ``{field: (declarations, help)}``; empty declarations: ``--field-name``; help None: the field's description.
+        ``{field: (declarations, help)}``, or ``{field: help}`` for no declarations; empty
+        declarations: ``--field-name``; help None: the field's description.
 
     Returns
     -------
@@ -129,7 +128,8 @@ def options_from_config(config: type[BaseModel], options: dict[str, tuple[tuple[
 
     def decorate(func: Callable) -> Callable:
         params = []
-        for name, (decls, help_text) in options.items():
+        for name, spec in options.items():
+            decls, help_text = spec if isinstance(spec, tuple) else ((), spec)
             field = config.model_fields[name]
             default = typer.Option(None, *decls, help=help_text if help_text is not None else field.description)
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Optional[option_type(field.annotation)]))

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.comparison.config import CompareConfig, load_compare_config
-from alzmri.comparison.rows import _check_rows, _check_split_settings, _say, _split_settings, _train_row, plan_run, row_state, train_rows
+from alzmri.comparison.rows import _check_rows, _check_split_settings, _say, _split_settings, plan_run, row_state, train_or_note_failure, train_rows
 from alzmri.comparison.summary import _METRIC_KEYS, TABLE_KEYS, _read_summary, summarize_row
 from alzmri.config import TrainConfig, dump_config
 from alzmri.data.tasks import Task
-from alzmri.errors import AlzmriError, RunInterrupted
+from alzmri.errors import AlzmriError
 from alzmri.evaluation.evaluate import read_predictions
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -174,13 +174,7 @@ def compare(
         else:
             if not row_cfg.resume:
                 _say(echo, f"{head}: training")
-            try:
-                _train_row(row_cfg, progress=progress, isolate=isolate)
-            except RunInterrupted:
-                raise
-            except AlzmriError as exc:
-                _say(echo, f"{head}: failed: {exc}")
-                failed.append((entry.name, str(exc)))
+            if not train_or_note_failure([row_cfg], name=entry.name, head=head, failed=failed, echo=echo, progress=progress, isolate=isolate):
                 continue
             trained = True
         summary = None if trained else _read_summary(row_dir, entry)

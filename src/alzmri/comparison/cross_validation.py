@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from alzmri.comparison.rows import _check_rows, _check_split_settings, _say, _split_settings, plan_run, train_rows
+from alzmri.comparison.rows import _check_rows, _check_split_settings, _say, _split_settings, plan_run, train_or_note_failure
 from alzmri.comparison.summary import _read_summary, summarize_row
 from alzmri.comparison.config import CompareConfig, ModelEntry
 from alzmri.comparison.cv_summary import headline_metrics, paired_statistics, result_sentence
 from alzmri.config import TrainConfig, dump_config
-from alzmri.errors import AlzmriError, RunInterrupted
+from alzmri.errors import AlzmriError
 from alzmri.evaluation.evaluate import read_predictions
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -348,13 +348,7 @@ def compare_cv(
             _say(echo, f"{head}: all {folds} folds finished earlier, not retrained")
             continue
         _say(echo, f"{head}: training {len(todo)} of {folds} folds")
-        try:
-            train_rows(todo, progress=progress, isolate=isolate)
-        except RunInterrupted:
-            raise
-        except AlzmriError as exc:
-            _say(echo, f"{head}: failed: {exc}")
-            failed.append((entry.name, str(exc)))
+        train_or_note_failure(todo, name=entry.name, head=head, failed=failed, echo=echo, progress=progress, isolate=isolate)
 
     summaries: list[dict] = []
     fold_warnings: dict[str, list[int]] = {}

@@ -22,7 +22,7 @@ from alzmri.comparison.config import CompareConfig
 from alzmri.config import TrainConfig
 from alzmri.errors import AlzmriError, RunInterrupted
 
-__all__ = ["row_state", "train_rows"]
+__all__ = ["row_state", "train_or_note_failure", "train_rows"]
 
 # TrainConfig fields that do not change what a row learns (or are set by the comparison)
 # (the process layout too: more devices change the hardware, not the row's settings; docs/scaling.md)
@@ -190,9 +190,32 @@ def _check_rows(rows, config: CompareConfig, source: str) -> None:
 # --------------------------------------------------------------------------- training
 
 
-def _train_row(cfg: TrainConfig, *, progress: bool, isolate: bool) -> Path:
-    """Train one row (see :func:`train_rows`)."""
-    return train_rows([cfg], progress=progress, isolate=isolate)[0]
+def train_or_note_failure(cfgs: list[TrainConfig], *, name: str, head: str, failed: list[tuple[str, str]],
+                          echo: Callable[[str], None] | None, progress: bool, isolate: bool) -> bool:
+    """Train a row's runs with :func:`train_rows`; a user error fails that row only.
+
+    Returns
+    -------
+    bool
+        True when every run trained; False when training raised an :class:`AlzmriError`:
+        then "HEAD: failed: MESSAGE" is echoed and ``(name, message)`` appended to ``failed``.
+
+    Raises
+    ------
+    RunInterrupted
+        Ctrl-C or SIGTERM: the comparison stops.
+    RuntimeError
+        As :func:`train_rows`.
+    """
+    try:
+        train_rows(cfgs, progress=progress, isolate=isolate)
+    except RunInterrupted:
+        raise
+    except AlzmriError as exc:
+        _say(echo, f"{head}: failed: {exc}")
+        failed.append((name, str(exc)))
+        return False
+    return True
 
 
 def train_rows(cfgs: list[TrainConfig], *, progress: bool, isolate: bool) -> list[Path]:

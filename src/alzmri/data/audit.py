@@ -85,21 +85,11 @@ def _group_array(index: DatasetIndex, groups) -> np.ndarray | None:
 
 
 def audit_split(
-    index: DatasetIndex,
-    splits,
-    *,
-    images=None,
-    groups=None,
-    near_threshold: float = NEAR_DUPLICATE_THRESHOLD,
-    n_neighbors: int = 10,
-    rotation_step: float = 1.0,
-    image_size: int = DEFAULT_IMAGE_SIZE,
-    baseline_size: int = BASELINE_SIZE,
-    baseline_margin: float = BASELINE_MARGIN,
-    copy_threshold: float = POSE_COPY_THRESHOLD,
-    pose_candidates: int = POSE_CANDIDATES,
-    max_examples: int = 5,
-    cache_dir: str | os.PathLike | None = None,
+    index: DatasetIndex, splits, *, images=None, groups=None,
+    near_threshold: float = NEAR_DUPLICATE_THRESHOLD, n_neighbors: int = 10, rotation_step: float = 1.0, image_size: int = DEFAULT_IMAGE_SIZE,
+    baseline_size: int = BASELINE_SIZE, baseline_margin: float = BASELINE_MARGIN,
+    copy_threshold: float = POSE_COPY_THRESHOLD, pose_candidates: int = POSE_CANDIDATES,
+    max_examples: int = 5, cache_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Audit a split for leakage between train, val and test.
 

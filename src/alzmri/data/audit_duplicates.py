@@ -78,22 +78,14 @@ def exact_duplicates(index: DatasetIndex, splits: np.ndarray, max_examples: int)
     }
 
 
-def near_duplicates(
-    index: DatasetIndex,
-    splits: np.ndarray,
-    feats,
-    threshold: float,
-    n_neighbors: int,
-    rotation_step: float,
-    max_examples: int,
-) -> dict:
+def near_duplicates(index: DatasetIndex, splits: np.ndarray, feats, threshold: float, n_neighbors: int, rotation_step: float,
+                    max_examples: int) -> dict:
     """Pairs of different files in different splits whose images match (fine similarity >= ``threshold``).
 
     Parameters
     ----------
-    index : DatasetIndex
-    splits : ndarray of shape (n_images,), dtype object
-        ``"train"``, ``"val"``, ``"test"`` or ``""`` (left out, ignored).
+    index, splits
+        As :func:`exact_duplicates`.
     feats : SimilarityFeatures
         :func:`alzmri.data.groups.similarity_features` of the images; invalid ones are skipped.
     threshold : float

@@ -51,6 +51,8 @@ POSE_CANDIDATES = 20
 class PoseMatches:
     """Candidate references of each query image with their pose similarity.
 
+    Built by :func:`pose_matches`; row ``i`` of each array belongs to query ``query[i]``.
+
     Attributes
     ----------
     query : ndarray of shape (m,), dtype int64

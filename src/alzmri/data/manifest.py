@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.data.classes import CLASS_NAMES, class_index
+from alzmri.data.csv_reader import read_csv_rows
 from alzmri.data.discovery import DatasetIndex
 from alzmri.errors import AlzmriError
 from alzmri.utils.io import atomic_write_text
@@ -166,13 +167,7 @@ def load_manifest(path: str | Path, index: DatasetIndex) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise AlzmriError(f"{path}: manifest not found; pass --split PATH to a manifest.csv written by an earlier run")
-    try:
-        text = path.read_text(encoding="utf-8")
-        reader = csv.DictReader(io.StringIO(text))
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise AlzmriError(f"{path}: not a manifest CSV ({exc}); pass a manifest.csv written by alzmri") from None
+    header, rows = read_csv_rows(path, what="manifest", fix="pass a manifest.csv written by alzmri")
     missing_cols = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing_cols:
         raise AlzmriError(f"{path}: not a manifest, missing column(s) {', '.join(missing_cols)}; pass a manifest.csv written by alzmri")

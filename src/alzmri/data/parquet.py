@@ -175,9 +175,9 @@ def parquet_to_folders(parquet_paths: Iterable[str | os.PathLike[str]], dest: st
     paths = [Path(p) for p in parquet_paths]
     if not paths:
         raise AlzmriError("no parquet files given; pass the Falah/Alzheimer_MRI parquet files (data/*.parquet)")
-    for p in paths:
-        if not p.is_file():
-            raise AlzmriError(f"{p}: parquet file not found; check the path or re-download the dataset")
+    missing = next((p for p in paths if not p.is_file()), None)
+    if missing is not None:
+        raise AlzmriError(f"{missing}: parquet file not found; check the path or re-download the dataset")
     dest = Path(dest)
     counts = {name: 0 for name in CLASS_NAMES}
     split_rows: dict[str, int] = {}

@@ -37,6 +37,8 @@ def group_codes(groups, n: int) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n,), dtype int64
+        Each image's code: the rank of its group among the sorted distinct groups (object
+        labels compared as text).
 
     Raises
     ------

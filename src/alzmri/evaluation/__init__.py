@@ -7,32 +7,18 @@ cross-validation (:func:`summarize_cv`). It computes and returns; it draws nothi
 
 from __future__ import annotations
 
-from alzmri.utils.lazy import lazy_exports
+from alzmri.utils.lazy import lazy_submodules
 
-#: Public name -> the module defining it; imported on first use (:mod:`alzmri.utils.lazy`).
-_WHERE = {
-    "MixedLabelGroupWarning": "alzmri.evaluation.aggregation",
-    "RunScores": "alzmri.evaluation.evaluate",
-    "aggregate_by_group": "alzmri.evaluation.aggregation",
-    "bootstrap_ci": "alzmri.evaluation.bootstrap",
-    "brain_metrics": "alzmri.evaluation.task_metrics",
-    "calibrate_run": "alzmri.evaluation.calibration",
-    "check_targets_and_probabilities": "alzmri.evaluation.checks",
-    "classification_metrics": "alzmri.evaluation.metrics",
-    "expected_calibration_error": "alzmri.evaluation.calibration",
-    "fit_temperature": "alzmri.evaluation.calibration",
-    "softmax": "alzmri.evaluation.calibration",
-    "flops_per_image": "alzmri.evaluation.profiling",
-    "inference_ms_per_image": "alzmri.evaluation.profiling",
-    "load_temperature": "alzmri.evaluation.calibration",
-    "metrics_with_ci": "alzmri.evaluation.bootstrap",
-    "paired_comparison": "alzmri.evaluation.paired",
-    "score_run": "alzmri.evaluation.evaluate",
-    "specificity_score": "alzmri.evaluation.metrics",
-    "subject_level_metrics": "alzmri.evaluation.aggregation",
-    "summarize_cv": "alzmri.evaluation.cv",
-    "tsne_embedding": "alzmri.evaluation.profiling",
-    "write_scores": "alzmri.evaluation.evaluate",
-}
-__all__ = sorted(_WHERE)
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
+#: Submodule -> the public names it defines, each imported on first use (:mod:`alzmri.utils.lazy`).
+__all__, __getattr__, __dir__ = lazy_submodules(__name__, {
+    "aggregation": "MixedLabelGroupWarning aggregate_by_group subject_level_metrics",
+    "bootstrap": "bootstrap_ci metrics_with_ci",
+    "calibration": "calibrate_run expected_calibration_error fit_temperature load_temperature softmax",
+    "checks": "check_targets_and_probabilities",
+    "cv": "summarize_cv",
+    "evaluate": "RunScores score_run write_scores",
+    "metrics": "classification_metrics specificity_score",
+    "paired": "paired_comparison",
+    "profiling": "flops_per_image inference_ms_per_image tsne_embedding",
+    "task_metrics": "brain_metrics",
+}, globals())

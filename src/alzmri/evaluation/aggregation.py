@@ -119,27 +119,17 @@ def aggregate_by_group(y_true, y_prob, groups) -> tuple[np.ndarray, np.ndarray, 
 # fast metric functions (same definitions as classification_metrics)
 
 
-def subject_level_metrics(
-    y_true,
-    y_prob,
-    groups,
-    *,
-    class_names: Sequence[str] = CLASS_NAMES,
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> dict:
+def subject_level_metrics(y_true, y_prob, groups, *, class_names: Sequence[str] = CLASS_NAMES, n_boot: int = 1000, seed: int = 0,
+                          alpha: float = 0.05) -> dict:
     """Metrics of the per-subject aggregated predictions, with bootstrap intervals over subjects.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_slices,)
-    y_prob : array-like of shape (n_slices, n_classes)
-    groups : array-like of shape (n_slices,)
-        Subject of every slice.
+    y_true, y_prob, groups, n_boot, seed, alpha
+        As :func:`metrics_with_ci`: slice labels (n_slices,), probabilities
+        (n_slices, n_classes), the subject of every slice (n_slices,); each subject is one
+        resampling unit.
     class_names : sequence of str, default=CLASS_NAMES
-    n_boot, seed, alpha
-        As :func:`bootstrap_ci` (each subject is one resampling unit).
 
     Returns
     -------

@@ -95,6 +95,8 @@ def bucketed(fn: Callable[[np.ndarray], np.ndarray], buckets: tuple[int, ...] = 
 class Backend:
     """A loaded model behind one function.
 
+    Built by :func:`load_backend`; predictions go through ``proba`` alone.
+
     Attributes
     ----------
     name : str

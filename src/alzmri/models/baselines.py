@@ -87,14 +87,14 @@ def dark_shares(slices: np.ndarray, *, csf_fraction: float = CSF_FRACTION) -> np
 
     The brain mask is the pixels above Otsu's threshold of the slice (256 grey levels),
     holes filled (as ``scipy.ndimage.binary_fill_holes``, 2x faster) so ventricles count.
-    A mask pixel is CSF-like when darker than ``csf_fraction`` times the mask's median:
-    CSF is far darker than grey and white matter on T1, so half the typical tissue
-    intensity separates them without tuning (none was done).
 
     Parameters
     ----------
     slices : ndarray of shape (n, H, W), dtype uint8 or float in [0, 1]
     csf_fraction : float, default=0.5
+        A mask pixel is CSF-like when darker than ``csf_fraction`` times the mask's median:
+        CSF is far darker than grey and white matter on T1, so half the typical tissue
+        intensity separates them without tuning (none was done).
 
     Returns
     -------

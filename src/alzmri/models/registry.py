@@ -30,6 +30,8 @@ TIMM_PREFIX = "timm:"
 class ModelSpec:
     """Defaults of a registered model.
 
+    Made by :func:`make_spec` (through :func:`register_model`); :func:`get_spec` returns it by name.
+
     Attributes
     ----------
     name : str

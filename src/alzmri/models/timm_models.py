@@ -133,28 +133,16 @@ EFFICIENTNET_LITE0_PACKAGE = PackagedFile(
 )
 
 
-@register_model(
-    "efficientnet_lite0",
-    image_size=64,
-    cam_layer="backbone.bn2",
-    first_conv="backbone.conv_stem",
-    weights=_timm_source("tf_efficientnet_lite0", (EFFICIENTNET_LITE0_PACKAGE,)),
-    rgb_mean=(0.5, 0.5, 0.5),
-    rgb_std=(0.5, 0.5, 0.5),
-    extra={"timm_name": "tf_efficientnet_lite0"},
-)
+@register_model("efficientnet_lite0", image_size=64, cam_layer="backbone.bn2", first_conv="backbone.conv_stem",
+                weights=_timm_source("tf_efficientnet_lite0", (EFFICIENTNET_LITE0_PACKAGE,)), rgb_mean=(0.5, 0.5, 0.5),
+                rgb_std=(0.5, 0.5, 0.5), extra={"timm_name": "tf_efficientnet_lite0"})
 def efficientnet_lite0(*, num_classes: int = 4, in_chans: int = 1, image_size: int = 64, **kwargs) -> BackboneClassifier:
     """EfficientNet-Lite0 (timm tf_efficientnet_lite0; 3.4 M backbone parameters, ImageNet from the TensorFlow release), 1280 features."""
     return _create_timm("tf_efficientnet_lite0", num_classes=num_classes, in_chans=in_chans, image_size=image_size, **kwargs)
 
 
-@register_model(
-    "vit_tiny_scratch",
-    image_size=64,
-    cam_layer="backbone.blocks.11.norm1",
-    first_conv="backbone.patch_embed.proj",
-    extra={"timm_name": "vit_tiny_patch16_224", "patch_size": 8, "num_prefix_tokens": 1},
-)
+@register_model("vit_tiny_scratch", image_size=64, cam_layer="backbone.blocks.11.norm1", first_conv="backbone.patch_embed.proj",
+                extra={"timm_name": "vit_tiny_patch16_224", "patch_size": 8, "num_prefix_tokens": 1})
 def vit_tiny_scratch(*, num_classes: int = 4, in_chans: int = 1, image_size: int = 64, patch_size: int = 8, **kwargs) -> BackboneClassifier:
     """ViT-Tiny trained from scratch, no pretrained weights (timm vit_tiny_patch16_224 with 8x8 patches, 64x64; 5.4 M backbone parameters), sized for CPU."""
     if image_size < patch_size or image_size % patch_size:

@@ -13,51 +13,13 @@ commands of ``alzmri``) do not load matplotlib until a figure is drawn:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from alzmri.reporting import plots  # its names only: the figures' modules load on first use
+from alzmri.utils.lazy import lazy_submodules
 
-_PLOTS = (
-    "VERDICT_COLORS",
-    "confusion_matrix_figure",
-    "forest_figure",
-    "pareto_figure",
-    "pareto_front",
-    "plot_confusion_matrix",
-    "plot_forest",
-    "plot_pareto",
-    "plot_reliability_diagram",
-    "plot_roc_comparison",
-    "plot_roc_curves",
-    "plot_training_curves",
-    "plot_tsne",
-    "reliability_figure",
-    "roc_comparison_figure",
-    "roc_curves_figure",
-    "save_figure",
-    "training_curves_figure",
-    "tsne_figure",
-)
-
-#: Public name -> module that defines it: imported on first access.
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(_PLOTS, "alzmri.reporting.plots"),
-    **dict.fromkeys(("format_table", "leakage_note", "table_columns", "task_text", "write_report"), "alzmri.reporting.report"),
-    **dict.fromkeys(("cv_table", "fold_table", "write_cv_report"), "alzmri.reporting.cv_report"),
-    **dict.fromkeys(("model_card_text", "write_model_card"), "alzmri.reporting.model_card"),
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'alzmri.reporting' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+#: Module -> the public names it defines, each imported on first use (:mod:`alzmri.utils.lazy`).
+__all__, __getattr__, __dir__ = lazy_submodules(__name__, {
+    "plots": plots.__all__,
+    "report": "format_table leakage_note table_columns task_text write_report",
+    "cv_report": "cv_table fold_table write_cv_report",
+    "model_card": "model_card_text write_model_card",
+}, globals())

@@ -5,20 +5,14 @@ checkpoints, resuming and interruption handling, and brain-level (MIL) training.
 
 from __future__ import annotations
 
-from alzmri.utils.lazy import lazy_exports
+from alzmri.utils.lazy import lazy_submodules
 
-#: Public name -> the module defining it; imported on first use (:mod:`alzmri.utils.lazy`).
-_WHERE = {
-    "SliceClassifier": "alzmri.training.module",
-    "TrainedRun": "alzmri.training.train",
-    "balanced_class_weights": "alzmri.training.module",
-    "build_brain_model": "alzmri.training.brain",
-    "fit_brain": "alzmri.training.brain",
-    "is_brain_level": "alzmri.training.train",
-    "make_fold_splits": "alzmri.training.cv",
-    "prepare_split": "alzmri.training.splitting",
-    "resolve_precision": "alzmri.training.precision",
-    "train": "alzmri.training.train",
-}
-__all__ = sorted(_WHERE)
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
+#: Submodule -> the public names it defines, each imported on first use (:mod:`alzmri.utils.lazy`).
+__all__, __getattr__, __dir__ = lazy_submodules(__name__, {
+    "brain": "build_brain_model fit_brain",
+    "cv": "make_fold_splits",
+    "module": "SliceClassifier balanced_class_weights",
+    "precision": "resolve_precision",
+    "splitting": "prepare_split",
+    "train": "TrainedRun is_brain_level train",
+}, globals())

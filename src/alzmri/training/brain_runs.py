@@ -39,6 +39,7 @@ from alzmri.errors import AlzmriError
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
 from alzmri.training.precision import peak_memory_mb
 from alzmri.training.brain import BrainData, attach_features, brain_settings, build_brain_model, fit_baseline, fit_brain, load_brain_data, predict_baseline, predict_bags
+from alzmri.training.brain_tables import write_brain_history, write_brain_predictions
 from alzmri.training.selection import THRESHOLD_RULE, choose_threshold
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -213,32 +214,9 @@ def _fit_and_predict(cfg: TrainConfig, data: BrainData, bag_split: np.ndarray, o
         fit = {"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "history": res.history, "seconds": res.seconds, "parameters": total,
                "trainable_parameters": head if cfg.frozen_encoder else total, "size_mb": round(model_size_mb(res.model), 3)}
         if res.history:
-            _write_history(out / "history.csv", res.history)
+            write_brain_history(out / "history.csv", res.history)
     threshold = choose_threshold(data.y[val_b], val_prob) if len(val_b) else 0.5
     return {"train_b": train_b, "val_b": val_b, "test_b": test_b, "val_prob": val_prob, "test_prob": test_prob, "threshold": threshold, **fit}
-
-
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_score")
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    """history.csv of a brain-level run: epoch, train_loss, val_loss, val_score (the early-stopping score)."""
-    lines = [",".join(HISTORY_COLUMNS)]
-    for r in rows:
-        lines.append(",".join("" if r.get(k) is None else (str(int(r[k])) if k == "epoch" else f"{r[k]:.6g}") for k in HISTORY_COLUMNS))
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def _write_predictions(path: Path, data: BrainData, r: dict) -> None:
-    names = data.task.class_names
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["brain", "split", "n_slices", "class", "predicted", "threshold", *(f"p_{c}" for c in names)])
-    for split, idx, prob in (("val", r["val_b"], r["val_prob"]), ("test", r["test_b"], r["test_prob"])):
-        for i, p in zip(idx, prob):
-            pred = (int(1 - p[0] >= r["threshold"]) if data.task.is_binary else int(np.argmax(p)))
-            w.writerow([int(data.bags.brain_ids[i]), split, len(data.bags.members[i]), names[data.y[i]], names[pred], f"{r['threshold']:.6f}", *(f"{v:.6f}" for v in p)])
-    atomic_write_text(path, buf.getvalue())
 
 
 def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: str, out: Path, *, progress: bool, warns: list[str]) -> BrainRun:
@@ -276,7 +254,7 @@ def _write_run(cfg: TrainConfig, data: BrainData, splits: np.ndarray, strategy: 
         "slice_position": None if baseline else cfg.slice_position, "frozen_encoder": None if baseline else cfg.frozen_encoder, "loss": cfg.loss, "threshold": r["threshold"],
         "threshold_rule": THRESHOLD_RULE, "feature_seconds": round(data.feature_seconds, 2), "settings": settings, "model_kwargs": dict(cfg.model_kwargs),
     })
-    _write_predictions(out / "predictions.csv", data, r)
+    write_brain_predictions(out / "predictions.csv", data, r)
     return BrainRun(
         out=out, cfg=cfg, info=info, task=data.task, split_strategy=strategy, groups_source=data.subjects.source, warnings=warns,
         val_brains=data.bags.brain_ids[r["val_b"]], y_val=data.y[r["val_b"]], val_prob=r["val_prob"],

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
 from alzmri.data.locations import default_cache_dir, resolve_data_dir  # noqa: F401 (resolve_data_dir: public here too)
-from alzmri.data.manifest import Manifest, load_manifest, write_manifest
+from alzmri.data.manifest import load_manifest, write_manifest
 from alzmri.data.subjects import resolve_subjects
 from alzmri.data.tasks import get_task
 from alzmri.errors import AlzmriError
@@ -30,6 +28,7 @@ from alzmri.models import create_model, get_spec
 from alzmri.models.ordinal import check_loss, head_classes, make_ordinal
 from alzmri.runs import RunInfo, count_parameters, environment, model_size_mb, save_weights
 from alzmri.utils.distributed import ProcessLayout, node_cache_lock, rank_failures, resolve_ranks
+from alzmri.training.lightning_setup import NonFiniteLossStop, quiet_lightning, resolve_deterministic
 from alzmri.training.frozen import describe_features, feature_record, frozen_features, image_path_reason
 from alzmri.training.module import SliceClassifier, balanced_class_weights
 from alzmri.training.checkpointing import AtomicCheckpointIO, RunCheckpoint, check_checkpoint, describe_last_checkpoint, sha256_hex, write_history
@@ -39,58 +38,6 @@ from alzmri.training.splitting import make_split_manifest, prepare_split, write_
 from alzmri.utils.console import print_note, print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 from alzmri.training.precision import cpu_has_native_bf16, peak_memory_mb, resolve_precision  # noqa: F401 (public here too)
-
-
-def resolve_deterministic(deterministic: bool | None, accelerator: str) -> bool | str:
-    """Lightning's ``deterministic`` for a run (docs/reliability.md, "Determinism").
-
-    ``None`` (default): ``True`` on CPU, ``False`` on a CUDA GPU (speed). ``True``: ``True``
-    on CPU, ``"warn"`` on a GPU (``torch.use_deterministic_algorithms(True,
-    warn_only=True)``, cuDNN deterministic, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``; operations
-    without a deterministic CUDA kernel warn instead of failing). ``False``: ``False``.
-    """
-    gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    if deterministic is None:
-        return not gpu
-    if not deterministic:
-        return False
-    return "warn" if gpu else True
-
-
-class _NonFiniteLossStop(Callback):
-    """Stop with a clear message when the training loss becomes NaN or infinite."""
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            where = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback is not None else None
-            kept = describe_last_checkpoint(where, trainer.max_epochs) if where else "no checkpoint is written"
-            raise AlzmriError(
-                f"training loss became {loss.item()} at epoch {trainer.current_epoch + 1}, step {batch_idx + 1} "
-                f"(global step {trainer.global_step}); training stopped, {kept}; lower --lr or check the data"
-            )
-
-
-def resolve_groups(index: DatasetIndex, *, groups_file: Path | None = None, manifest: Manifest | None = None) -> tuple[np.ndarray, str]:
-    """Subject (scan group) of every image, and where it came from.
-
-    The group part of :func:`alzmri.data.subjects.resolve_subjects`, which also says which
-    images are augmented copies of which: a groups file, else a reused manifest's ``group``
-    column, else recovered from the images (cached on disk).
-
-    Returns
-    -------
-    groups : ndarray of shape (n_images,), dtype int64
-    source : str
-        ``"file:PATH"``, ``"manifest"`` or ``"recovered (images, threshold 0.83)"``.
-
-    Raises
-    ------
-    AlzmriError
-        The groups file is missing, malformed or made for other data.
-    """
-    subjects = resolve_subjects(index, groups_file=groups_file, manifest=manifest)
-    return subjects.group, subjects.source
 
 
 def load_checked_images(cfg: TrainConfig, index: DatasetIndex, image_size: int) -> CachedImages:
@@ -110,19 +57,6 @@ def _check_split(splits: np.ndarray, labels: np.ndarray, where: str, class_names
     if len(train_classes) < 2:
         raise AlzmriError(f"{where}: the training split holds a single class ({class_names[train_classes[0]]}); a classifier needs at least two: add a class folder with images of another class")
     return counts
-
-
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed",
-                 "lightning.pytorch.trainer.connectors.signal_connector"):  # "Received SIGTERM": RunInterrupted says it
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    # a resumed run continues in its own checkpoints/ folder
-    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-    # the module's on_after_batch_transfer is the intended hook (the DataModule has none)
-    warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
-    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # a frozen backbone stays in eval mode
 
 
 @dataclass
@@ -227,7 +161,7 @@ def is_brain_level(cfg: TrainConfig) -> bool:
 
 def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Path:
     """The body of :func:`train`; ``resume`` is the checked plan of a resumed run."""
-    _quiet_lightning()
+    quiet_lightning()
     task = get_task(cfg.task)
     check_loss(task, cfg.loss)
     data_dir = resolve_data_dir(cfg.data)
@@ -324,7 +258,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         enable_version_counter=False,
     )
     run_state = RunState(out, sha256_hex(expected_manifest))  # history, fit time, RNG: saved in every checkpoint
-    callbacks: list[Callback] = [ckpt, run_state, _NonFiniteLossStop()]
+    callbacks: list[Callback] = [ckpt, run_state, NonFiniteLossStop()]
     if cfg.patience is not None:  # the best epoch's weights are kept by ckpt whatever stops training
         callbacks.append(EarlyStopping(monitor="val_balanced_accuracy", mode="max", patience=cfg.patience))
     if progress:

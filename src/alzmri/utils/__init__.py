@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from alzmri.utils.lazy import lazy_exports
+from alzmri.utils.lazy import lazy_submodules
 
-#: Public name -> the module defining it; imported on first use (:mod:`alzmri.utils.lazy`).
-_WHERE = {
-    "ProcessLayout": "alzmri.utils.distributed",
-    "atomic_write_bytes": "alzmri.utils.io",
-    "atomic_write_chunks": "alzmri.utils.io",
-    "atomic_write_json": "alzmri.utils.io",
-    "atomic_write_text": "alzmri.utils.io",
-    "lazy_exports": "alzmri.utils.lazy",
-    "node_cache_lock": "alzmri.utils.distributed",
-    "print_note": "alzmri.utils.console",
-    "print_warning": "alzmri.utils.console",
-    "replace_dir": "alzmri.utils.io",
-    "resolve_ranks": "alzmri.utils.distributed",
-}
-__all__ = sorted(_WHERE)
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
+#: Submodule -> the public names it defines, each imported on first use (:mod:`alzmri.utils.lazy`).
+__all__, __getattr__, __dir__ = lazy_submodules(__name__, {
+    "console": "print_note print_warning",
+    "distributed": "ProcessLayout node_cache_lock resolve_ranks",
+    "io": "atomic_write_bytes atomic_write_chunks atomic_write_json atomic_write_text replace_dir",
+    "lazy": "lazy_exports lazy_submodules",
+}, globals())

@@ -8,10 +8,10 @@ then loads no PyTorch, and the CLI starts fast.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "lazy_submodules"]
 
 
 def lazy_exports(package: str, names: Mapping[str, str | tuple[str, str]], namespace: dict[str, Any]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
@@ -53,3 +53,27 @@ def lazy_exports(package: str, names: Mapping[str, str | tuple[str, str]], names
         return sorted(set(namespace) | set(names))
 
     return __getattr__, __dir__
+
+
+def lazy_submodules(package: str, modules: Mapping[str, str | Iterable[str]], namespace: dict[str, Any]) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` of a package whose public names live in its submodules.
+
+    Parameters
+    ----------
+    package : str
+        The package's ``__name__``.
+    modules : mapping
+        Submodule (relative to ``package``) -> the public names it defines: a string of
+        names separated by white space, or an iterable of names.
+    namespace : dict
+        The package's ``globals()``, as for :func:`lazy_exports`.
+
+    Returns
+    -------
+    __all__ : list of str
+        Every name, sorted.
+    __getattr__, __dir__ : callables
+        Those of :func:`lazy_exports`.
+    """
+    where = {name: f"{package}.{module}" for module, names in modules.items() for name in (names.split() if isinstance(names, str) else names)}
+    return sorted(where), *lazy_exports(package, where, namespace)

@@ -58,6 +58,9 @@ _BLOCK = 1024
 class PoseFeatures:
     """Per-image pose and polar features (built by :func:`pose_features`).
 
+    Row ``i`` of every array belongs to image ``i``; :func:`pose_candidates` and
+    :func:`pose_similarity` compare images by these rows.
+
     Attributes
     ----------
     pose : ndarray of shape (n, 3), dtype float32

@@ -203,22 +203,14 @@ def recover_groups(
             ids, slices = named
             group = _canonical_ids(np.asarray(ids), paths)
             position = np.full(n, -1, dtype=np.int64)
-            for g in range(int(group.max()) + 1 if n else 0):
+            n_groups = int(group.max()) + 1 if n else 0
+            for g in range(n_groups):
                 members = np.flatnonzero(group == g)
                 if all(slices[i] is not None for i in members):
                     order = sorted(members, key=lambda i: (slices[i], paths[i]))
                     position[np.asarray(order)] = np.arange(len(order))
-            return GroupResult(
-                paths=list(paths),
-                labels=labels,
-                group=group,
-                position=position,
-                method="filename",
-                threshold=None,
-                weakest_link=np.full(int(group.max()) + 1 if n else 0, np.nan),
-                unreadable=np.zeros(n, dtype=bool),
-                params={"id_pattern": id_pattern},
-            )
+            return GroupResult(paths=list(paths), labels=labels, group=group, position=position, method="filename", threshold=None,
+                               weakest_link=np.full(n_groups, np.nan), unreadable=np.zeros(n, dtype=bool), params={"id_pattern": id_pattern})
 
     arr, readable = image_array(index, images, image_size=image_size, cache_dir=cache_dir)
     feats = similarity_features(arr, valid=readable, aspect=image_aspects(index), image_size=image_size, log_sigma=log_sigma)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from alzmri.data.classes import CLASS_NAMES, class_index
+from alzmri.data.csv_reader import read_csv_rows
 from alzmri.data.discovery import DatasetIndex
 from alzmri.data.groups.filenames import _canonical_ids
 from alzmri.data.groups.result import GroupResult
@@ -95,13 +96,7 @@ def read_groups_csv(path: str | os.PathLike, index: DatasetIndex) -> GroupResult
     fix = "write it again with the groups command for this data folder"
     if not path.is_file():
         raise AlzmriError(f"{path}: groups file not found; {fix}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        reader = csv.DictReader(io.StringIO(text))
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise AlzmriError(f"{path}: not a groups CSV ({exc}); {fix}") from None
+    header, rows = read_csv_rows(path, what="groups", fix=fix, encoding="utf-8-sig")
     missing = [c for c in ("path", "group") if c not in header]
     if missing:
         raise AlzmriError(f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(header) or 'none'}); {fix}")

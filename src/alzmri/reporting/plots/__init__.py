@@ -13,36 +13,22 @@ Run figures: :mod:`~alzmri.reporting.plots.confusion_matrix`,
 :mod:`~alzmri.reporting.plots.reliability_diagram`. Comparison figures:
 :mod:`~alzmri.reporting.plots.pareto`, :mod:`~alzmri.reporting.plots.tsne`,
 :mod:`~alzmri.reporting.plots.roc_comparison`, :mod:`~alzmri.reporting.plots.forest`.
+Each name is imported on first use, so ``import alzmri.reporting.plots`` loads no matplotlib.
 """
 
-from alzmri.reporting.plots._figure import save_figure
-from alzmri.reporting.plots.confusion_matrix import confusion_matrix_figure, plot_confusion_matrix
-from alzmri.reporting.plots.forest import VERDICT_COLORS, forest_figure, plot_forest
-from alzmri.reporting.plots.pareto import pareto_figure, pareto_front, plot_pareto
-from alzmri.reporting.plots.reliability_diagram import plot_reliability_diagram, reliability_figure
-from alzmri.reporting.plots.roc import plot_roc_curves, roc_curves_figure
-from alzmri.reporting.plots.roc_comparison import plot_roc_comparison, roc_comparison_figure
-from alzmri.reporting.plots.training_curves import plot_training_curves, training_curves_figure
-from alzmri.reporting.plots.tsne import plot_tsne, tsne_figure
+from __future__ import annotations
 
-__all__ = [
-    "VERDICT_COLORS",
-    "confusion_matrix_figure",
-    "forest_figure",
-    "pareto_figure",
-    "pareto_front",
-    "plot_confusion_matrix",
-    "plot_forest",
-    "plot_pareto",
-    "plot_reliability_diagram",
-    "plot_roc_comparison",
-    "plot_roc_curves",
-    "plot_training_curves",
-    "plot_tsne",
-    "reliability_figure",
-    "roc_comparison_figure",
-    "roc_curves_figure",
-    "save_figure",
-    "training_curves_figure",
-    "tsne_figure",
-]
+from alzmri.utils.lazy import lazy_submodules
+
+#: Module -> the figures it draws; imported on first use, so naming them loads no matplotlib.
+__all__, __getattr__, __dir__ = lazy_submodules(__name__, {
+    "_figure": "save_figure",
+    "confusion_matrix": "confusion_matrix_figure plot_confusion_matrix",
+    "forest": "VERDICT_COLORS forest_figure plot_forest",
+    "pareto": "pareto_figure pareto_front plot_pareto",
+    "reliability_diagram": "plot_reliability_diagram reliability_figure",
+    "roc": "plot_roc_curves roc_curves_figure",
+    "roc_comparison": "plot_roc_comparison roc_comparison_figure",
+    "training_curves": "plot_training_curves training_curves_figure",
+    "tsne": "plot_tsne tsne_figure",
+}, globals())

@@ -94,28 +94,16 @@ def confusion_matrix_figure(
     return fig
 
 
-def plot_confusion_matrix(
-    cm: Any,
-    class_names: Sequence[str],
-    path: str | os.PathLike[str],
-    *,
-    normalize: bool = True,
-    title: str | None = None,
-) -> Path:
+def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | os.PathLike[str], *, normalize: bool = True,
+                          title: str | None = None) -> Path:
     """Save a confusion-matrix heat map as a PNG (see :func:`confusion_matrix_figure`).
 
     Parameters
     ----------
-    cm : array-like of shape (n_classes, n_classes), dtype int
-        Counts; rows = true class, columns = predicted class.
-    class_names : sequence of str of length n_classes
-        Class names for both axes.
+    cm, class_names, normalize, title
+        As :func:`confusion_matrix_figure`.
     path : str or os.PathLike
         Destination PNG, written atomically.
-    normalize : bool, default=True
-        Colour by row-normalised fraction and annotate "fraction\\n(count)".
-    title : str, default=None
-        Figure title.
 
     Returns
     -------
