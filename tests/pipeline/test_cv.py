@@ -1,6 +1,8 @@
-"""K-fold cross-validation by subject on 17 known brains: K runs and a pooled summary."""
+"""K-fold cross-validation by subject end to end (alzmri train --folds) on 17 known brains: K runs and a pooled summary.
 
-import csv
+How the folds are cut: tests/training/test_cv.py; how cv.json is computed: tests/evaluation/test_cv.py.
+"""
+
 import json
 
 import numpy as np
@@ -30,20 +32,23 @@ def test_folds_are_ordinary_runs_with_their_own_split(cv_run):
         assert m["split_strategy"] == info.split_strategy and m["subject_level"] is not None
 
 
-def test_every_brain_is_tested_exactly_once(cv_run):
-    tested: dict[str, int] = {}
-    group_of: dict[str, str] = {}
-    for i in range(3):
-        for r in csv.DictReader((cv_run / "cv-splits" / f"fold-{i}.csv").open()):
-            group_of[r["path"]] = r["group"]
-            if r["split"] == "test":
-                tested[r["path"]] = tested.get(r["path"], 0) + 1
-        # no brain in two splits of a fold
-        splits_of: dict[str, set] = {}
-        for r in csv.DictReader((cv_run / "cv-splits" / f"fold-{i}.csv").open()):
-            splits_of.setdefault(r["group"], set()).add(r["split"])
-        assert all(len(s) == 1 for s in splits_of.values())
-    assert len(tested) == len(group_of) == 113 and set(tested.values()) == {1}
+def test_fold_manifests_are_the_folds_training_cuts(cv_run):
+    from alzmri.config import load_train_config
+    from alzmri.data.discovery import discover
+    from alzmri.data.manifest import load_manifest
+    from alzmri.training.cv import make_fold_splits
+
+    cfg = load_train_config(cv_run / "config.yaml")  # the settings the cross-validation saved
+    assert cfg.folds == 3 and cfg.seed == 0
+    index = discover(cfg.data)
+    folds = make_fold_splits(cfg, index, 32)
+    tested = np.zeros(len(index), int)
+    for i, s in enumerate(folds.splits):
+        m = load_manifest(cv_run / "cv-splits" / f"fold-{i}.csv", index)
+        assert np.array_equal(m.splits, s) and m.strategy == f"subject-cv (fold {i + 1} of 3)"
+        assert np.array_equal(m.groups, folds.groups)
+        tested += s == "test"
+    assert len(index) == 113 and (tested == 1).all()
 
 
 def test_cv_summary(cv_run):
