@@ -189,15 +189,3 @@ def test_old_manifest_without_groups_is_evaluated_with_recovered_groups(run, tmp
     assert slim["subject_level"] is None and slim["confidence_intervals"] is None
     assert "no subject groups" in slim["warnings"][-1]
 
-
-def test_model_card_states_data_split_metrics_and_use(run):
-    card = (run / "MODEL_CARD.md").read_text()
-    m = json.loads((run / "metrics.json").read_text())
-    info = RunInfo.load(run)
-    assert "research tool, not a diagnostic device" in card
-    assert f"split strategy: **{info.split_strategy}**" in card
-    assert f"| balanced_accuracy | {m['balanced_accuracy']:.3f} |" in card
-    lo, hi = m["confidence_intervals"]["balanced_accuracy"]
-    assert f"{lo:.3f}-{hi:.3f}" in card
-    for w in m["warnings"]:
-        assert w in card
