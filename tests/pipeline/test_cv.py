@@ -11,6 +11,8 @@ import pytest
 from alzmri.cli import main
 from alzmri.runs import RunInfo
 
+pytestmark = pytest.mark.slow  # every test reads a 3-fold cross-validation trained once in the module (over 4 s)
+
 
 @pytest.fixture(scope="module")
 def cv_run(brains_176, tmp_path_factory):
