@@ -2,6 +2,7 @@
 #   make compare DATA=path/to/dataset   the main job: every row of configs/cpu.yaml, 5-fold cross-validated by brain, report.html
 #   make run DATA=path/to/dataset       train + evaluate AltzCNN alone
 #   make test                           run the test suite
+#   make test-fast                      the suite without the tests marked slow
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ BATCH ?= 32
 ARGS ?=
 CONFIG ?= configs/cpu.yaml
 
-.PHONY: run compare test venv clean-venv
+.PHONY: run compare test test-fast venv clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ compare: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -87,3 +87,27 @@ def truth_result(index, brain: dict, copy_of: dict, *, gap: float | None = None)
                        method="images", threshold=0.83, weakest_link=weakest,
                        strongest_between=None if gap is None else 0.90 - gap, unreadable=np.zeros(len(index), bool),
                        params={"truth": True}, copy_of=src)
+
+
+def clustered_predictions(n_groups_per_class=(6, 5, 4), slices=10, seed=0):
+    """(y, p, groups) of slices whose subject shares one noisy prediction (as neighbouring slices do).
+
+    ``n_groups_per_class`` subjects per class, ``slices`` slices each; ``p`` rows are
+    class probabilities of 3 classes, near-identical within a subject.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, p, g = [], [], []
+    gid = 0
+    for c, n_g in enumerate(n_groups_per_class):
+        for _ in range(n_g):
+            logit = rng.normal(size=3) * 1.5
+            logit[c] += 1.0
+            for _ in range(slices):
+                q = np.exp(logit + rng.normal(size=3) * 0.05)
+                p.append(q / q.sum())
+                y.append(c)
+                g.append(gid)
+            gid += 1
+    return np.array(y), np.array(p), np.array(g)

@@ -345,6 +345,7 @@ def test_bad_input_is_one_line_exit_2(case, capsys, tmp_path, data, data_6400, r
 # --------------------------------------------------------------------------- untrusted checkpoints
 
 
+@pytest.mark.slow
 def test_crafted_pickle_checkpoint_is_refused_and_runs_no_code(tmp_path, data_6400):
     """A torch.save file whose unpickling calls os.system: refused by the real console script; the command never runs."""
     data = copy_subset(data_6400, tmp_path / "data", 6)

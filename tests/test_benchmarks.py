@@ -123,6 +123,7 @@ def test_inference_latency_reports_both_paths(small_data, tmp_path):
     assert res["settings"]["weights"].startswith("random")
 
 
+@pytest.mark.slow
 def test_memory_reports_cache_sizes_and_peaks(small_data, tmp_path):
     res = memory.measure_memory(small_data, models=("altzcnn",), batch_sizes=(4,), image_sizes=(32,), n_augmented=200, cache_sizes=(32,),
                                 work_dir=tmp_path)

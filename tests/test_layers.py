@@ -146,6 +146,7 @@ def test_prediction_modules_do_not_import_lightning(module):
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_onnx_prediction_path_does_not_import_lightning(tiny_run, small_data):
     """``predict_files`` with the default (ONNX) backend, end to end, in a fresh interpreter."""
     files = sorted(small_data.rglob("*.jpg"))[:2]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 
 def test_import_alzmri_is_light_and_names_resolve():
@@ -28,6 +29,7 @@ def test_import_alzmri_is_light_and_names_resolve():
         raise AssertionError("an unknown attribute must raise AttributeError")
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_through_the_public_api(small_data, tmp_path):
     import alzmri
 

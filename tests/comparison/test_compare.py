@@ -64,6 +64,7 @@ def png_ok(path: Path) -> None:
         img.verify()
 
 
+@pytest.mark.slow
 def test_every_table_column_and_plot(comparison):
     out, _, _ = comparison
     data = json.loads((out / "comparison.json").read_text())
@@ -106,6 +107,7 @@ def test_every_table_column_and_plot(comparison):
         assert float(r["subject_balanced_accuracy_ci_low"]) <= float(r["subject_balanced_accuracy"]) <= float(r["subject_balanced_accuracy_ci_high"])
 
 
+@pytest.mark.slow
 def test_report_html_is_self_contained(comparison):
     out, _, _ = comparison
     html = (out / "report.html").read_text()
@@ -114,6 +116,7 @@ def test_report_html_is_self_contained(comparison):
     assert "<table>" in html and "Leakage warning" in html
 
 
+@pytest.mark.slow
 def test_rows_share_one_manifest(comparison):
     out, _, _ = comparison
 
@@ -127,6 +130,7 @@ def test_rows_share_one_manifest(comparison):
         assert splits(out / "runs" / name / "manifest.csv") == shared
 
 
+@pytest.mark.slow
 def test_second_run_resumes_without_retraining(comparison):
     out, config, _ = comparison
     stamps = {n: (out / "runs" / n / "model.safetensors").stat().st_mtime_ns for n in ROWS}
@@ -141,6 +145,7 @@ def test_second_run_resumes_without_retraining(comparison):
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_interrupted_row_resumes_from_its_last_checkpoint(comparison, tmp_path):
     src, config, _ = comparison
     out = tmp_path / "out"
@@ -164,6 +169,7 @@ def test_interrupted_row_resumes_from_its_last_checkpoint(comparison, tmp_path):
     assert [r["name"] for r in rows] == list(ROWS)
 
 
+@pytest.mark.slow
 def test_unfinished_row_is_moved_aside_and_retrained(comparison, tmp_path):
     src, config, _ = comparison
     out = tmp_path / "out"
@@ -189,6 +195,7 @@ def test_unfinished_row_is_moved_aside_and_retrained(comparison, tmp_path):
     assert [r["name"] for r in rows] == list(ROWS)
 
 
+@pytest.mark.slow
 def test_row_state_sees_changed_settings(comparison):
     out, config, _ = comparison
     cfg = load_compare_config(config)
@@ -198,6 +205,7 @@ def test_row_state_sees_changed_settings(comparison):
     assert row_state(out / "runs" / "nothing", a) == "new"
 
 
+@pytest.mark.slow
 def test_other_split_settings_on_resume_are_refused(comparison, small_data, tmp_path):
     out, _, _ = comparison
     config = write_config(tmp_path / "c.yaml", small_data, out)
@@ -243,6 +251,7 @@ def test_a_foreign_folder_is_never_used(small_data, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code, how", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
 def test_signal_to_compare_stops_the_row_worker_with_one_line_and_rerun_resumes(small_data, tmp_path, sig, code, how):
     """SIGTERM / Ctrl-C to `alzmri compare` reach the row's worker process once: it saves its

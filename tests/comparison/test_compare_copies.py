@@ -35,6 +35,7 @@ def rows_of(path: Path) -> dict:
     return {r["path"]: r for r in csv.DictReader(path.open())}
 
 
+@pytest.mark.slow
 def test_unreliable_recovery_is_one_warning_and_eval_copies_are_left_out(augmented_brains, tmp_path, monkeypatch, capsys):
     import alzmri.data.groups as groups
 
@@ -62,6 +63,7 @@ def test_unreliable_recovery_is_one_warning_and_eval_copies_are_left_out(augment
     assert capsys.readouterr().err.count(UNRELIABLE) == 1
 
 
+@pytest.mark.slow
 def test_keep_eval_copies_is_a_comparison_key(augmented_brains, tmp_path, capsys):
     ab = augmented_brains
     config = write_config(tmp_path / "c.yaml", ab["root"], tmp_path / "out", groups=str(ab["groups_csv"]), keep_eval_copies=True)

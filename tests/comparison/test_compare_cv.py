@@ -58,6 +58,7 @@ def _config(tmp_path: Path, data: Path, groups: Path, **top) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_two_rows_two_folds_pooled_paired_report_and_resume(brains, tmp_path):
     data, groups = brains
     path = _config(tmp_path, data, groups)
@@ -178,6 +179,7 @@ def test_shared_slice_defaults_skip_baselines_and_brain_rows(brains, tmp_path):
     assert aug == {"altzcnn": True, "atrophy": False}
 
 
+@pytest.mark.slow
 def test_cli_folds_option_with_baselines(brains, tmp_path, capsys):
     """alzmri compare --folds K from the command line: the file's one split becomes K brain folds; rows in worker processes."""
     from alzmri.cli import main
@@ -201,6 +203,7 @@ def test_cli_folds_option_with_baselines(brains, tmp_path, capsys):
     assert len(list((out / "runs" / "atrophy").glob("fold-*"))) == 3 and not (out / "manifest.csv").exists()
 
 
+@pytest.mark.slow
 def test_one_split_comparison_takes_brain_level_and_baseline_rows(brains, tmp_path):
     """Without folds, a brain-level row and a baseline sit in the one-split table with their brain-level metrics."""
     data, groups = brains

@@ -47,6 +47,7 @@ def _brain_mask(img: np.ndarray) -> np.ndarray:
     return uniform_filter(img.astype(np.float64), 5) > 20
 
 
+@pytest.mark.slow
 def test_maps_are_finite_in_range_and_of_the_image_size(cam_run, small_data):
     model, info = load_model(cam_run)
     images = load_image_files(sorted(small_data.rglob("*.jpg"))[:3], info.image_size)
@@ -64,6 +65,7 @@ def test_maps_are_finite_in_range_and_of_the_image_size(cam_run, small_data):
         gradcam_maps(model, info, images, target_classes=[0])
 
 
+@pytest.mark.slow
 def test_evidence_lies_mostly_inside_the_brain(cam_run, small_data):
     """Mean CAM inside the brain mask is well above the mean over the black background."""
     model, info = load_model(cam_run)
@@ -79,6 +81,7 @@ def test_evidence_lies_mostly_inside_the_brain(cam_run, small_data):
     assert (inside > outside).mean() >= 0.6, (inside.round(2), outside.round(2))
 
 
+@pytest.mark.slow
 def test_cli_writes_overlays(cam_run, small_data, tmp_path, capsys):
     files = sorted(small_data.rglob("*.jpg"))[:2]
     capsys.readouterr()

@@ -84,6 +84,7 @@ def test_fit_save_load_identical(name, brains, split, tmp_path):
     np.testing.assert_array_equal(load_baseline(folder).predict_proba(test_bags), proba)
 
 
+@pytest.mark.slow
 def test_atrophy_cross_validated_auc(brains, capsys):
     """5-fold CV over all 200 brains, binary: the issue measured about 0.77 for this feature."""
     bags, _, y = brains

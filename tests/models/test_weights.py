@@ -112,6 +112,7 @@ def test_weights_of_another_architecture(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_vit_b_16_from_a_weights_file(tmp_path):
     torch.manual_seed(4)
     ref = torchvision.models.vit_b_16().state_dict()  # random init, 3 channels, 1000 classes

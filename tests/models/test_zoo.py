@@ -26,7 +26,7 @@ def _size(name: str) -> int:
     return get_spec(name).image_size if name == "vit_b_16" else min(CNN_SIZE, get_spec(name).image_size)
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "vit_b_16" else n for n in ZOO])  # ViT-B/16 at 224: over 4 s
 def test_builds_runs_forward_and_backward(name):
     torch.manual_seed(0)
     spec = get_spec(name)

@@ -49,6 +49,7 @@ def brain_subset(groups_6400, tmp_path_factory):
     return root, groups
 
 
+@pytest.mark.slow
 def test_brain_level_model_trains_on_real_brains(brain_subset, tmp_path):
     data, groups = brain_subset
     cfg = load_train_config(None, data=data, groups=groups, out=tmp_path / "run", model="altzcnn", image_size=32, task="binary", level="brain",
@@ -87,6 +88,7 @@ def test_frozen_encoder_cv_and_ordinal_loss(brain_subset, tmp_path):
     assert any("computed" in n for n in cv["notes"])  # features computed once for both folds
 
 
+@pytest.mark.slow
 def test_baseline_cv_through_train_brain_scores_each_fold_before_the_next(brain_subset, tmp_path):
     from alzmri.errors import AlzmriError
 
@@ -109,6 +111,7 @@ def test_baseline_cv_through_train_brain_scores_each_fold_before_the_next(brain_
     assert yaml.safe_load((out / "config.yaml").read_text())["folds"] == 2
 
 
+@pytest.mark.slow
 def test_baseline_run_via_cli(brain_subset, tmp_path):
     data, groups = brain_subset
     out = tmp_path / "atrophy"
@@ -122,6 +125,7 @@ def test_baseline_run_via_cli(brain_subset, tmp_path):
     assert "task: **binary**" in card and "no slice-level metrics" in card and "Brain-level metrics" in card
 
 
+@pytest.mark.slow
 def test_bad_brain_input_is_one_line(brain_subset, tmp_path):
     data, groups = brain_subset
     # a groups file that puts two brains of different classes into one bag

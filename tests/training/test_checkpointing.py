@@ -29,6 +29,7 @@ def reference(setup, tmp_path_factory) -> Path:
     return kr.reference_run(setup, tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(setup, reference, tmp_path):
     out, err = tmp_path / "stalled", tmp_path / "stalled.err"
     proc = kr.start(setup, out, ("--stall-checkpoint-epoch", "2"), err)
@@ -50,6 +51,7 @@ def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(setup, refere
     kr.assert_same_as_reference(out, reference)  # epoch 2 was trained again, not counted twice
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(setup, tmp_path):
     out = tmp_path / "nan"
     res = kr.run(setup, "--out", str(out), hooks=("--nan-at-epoch", "2"))
@@ -67,6 +69,7 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(set
     assert not (out / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_absurd_learning_rate_diverges_with_one_clear_error(setup, tmp_path):
     res = kr.run(setup, "--out", str(tmp_path / "lr"), "--lr", "1e6")
     assert res.returncode == 2

@@ -37,6 +37,7 @@ def test_weighted_loss_is_the_weighted_cross_entropy():
         SliceClassifier(torch.nn.Linear(2, 4), class_weights=w, loss="ordinal")
 
 
+@pytest.mark.slow
 def test_min_epochs_holds_early_stopping_back(small_data, tmp_path):
     kw = dict(data=small_data, epochs=5, batch_size=16, lr=1e-5, image_size=32, augment=False, seed=0, split_strategy="stratified",
               patience=1, class_weight="balanced")

@@ -54,6 +54,7 @@ def runs(augmented_brains, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_default_run_validates_and_tests_on_originals_only(runs, augmented_brains):
     run, err = runs["default"]
     truth = augmented_brains["copy_of"]
@@ -78,6 +79,7 @@ def test_default_run_validates_and_tests_on_originals_only(runs, augmented_brain
     assert m["n_samples"] == info.split_counts["test"] == sum(r["split"] == "test" for r in rows.values())
 
 
+@pytest.mark.slow
 def test_keep_eval_copies_keeps_them_and_warns_once(runs, augmented_brains):
     run, err = runs["keep"]
     default_rows = manifest_rows(runs["default"][0] / "manifest.csv")
@@ -98,6 +100,7 @@ def test_keep_eval_copies_keeps_them_and_warns_once(runs, augmented_brains):
     assert any(w.startswith(line) for w in json.loads((run / "metrics.json").read_text())["warnings"])
 
 
+@pytest.mark.slow
 def test_run_manifest_is_what_a_resume_recomputes(runs):
     from alzmri.data.manifest import load_manifest
     from alzmri.data.subjects import resolve_subjects
@@ -111,6 +114,7 @@ def test_run_manifest_is_what_a_resume_recomputes(runs):
     assert expected == (run / "manifest.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_reused_manifest_keeps_its_copies_and_counts(runs, augmented_brains, tmp_path, capsys):
     run = runs["default"][0]
     code, _, err = run_cli(capsys, "train", "--data", augmented_brains["root"], "--split", run / "manifest.csv",
@@ -143,6 +147,7 @@ def test_unreliable_recovered_groups_warn_once_in_train(unreliable_recovery, aug
     assert info.copies["n_copies"] == 40 and not any(r["kind"] == "copy" and r["split"] in ("val", "test") for r in rows.values())
 
 
+@pytest.mark.slow
 def test_cross_validation_folds_hold_originals_in_validation_and_test(augmented_brains, tmp_path, capsys):
     out = tmp_path / "cv"
     code, _, err = run_cli(capsys, "train", "--data", augmented_brains["root"], "--groups", augmented_brains["groups_csv"],

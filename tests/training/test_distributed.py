@@ -73,6 +73,7 @@ def _manifest(run: Path, split: str) -> list[str]:
     return [r["path"] for r in csv.DictReader((run / "manifest.csv").open()) if r["split"] == split]
 
 
+@pytest.mark.slow
 def test_two_process_training_learns_and_only_rank_0_writes(ddp_run, ddp_data):
     run, proc, cache = ddp_run
     # one process wrote each artifact once: the single-process run folder, nothing more
@@ -110,6 +111,7 @@ def test_two_process_training_learns_and_only_rank_0_writes(ddp_run, ddp_data):
     assert min(losses[-2:]) < 0.9 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_validation_metrics_under_ddp_count_each_slice_once(ddp_run):
     """The best epoch's logged validation scores equal a single-process scoring of the best weights on all val slices."""
     run, _, _ = ddp_run
@@ -146,6 +148,7 @@ def _assert_same(a, b, path="") -> None:
         assert a == b, path
 
 
+@pytest.mark.slow
 def test_two_process_evaluation_equals_one_process(ddp_run, tmp_path):
     run, _, cache = ddp_run
     one, two = shutil.copytree(run, tmp_path / "one"), shutil.copytree(run, tmp_path / "two")
@@ -177,6 +180,7 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+@pytest.mark.slow
 def test_a_killed_rank_stops_the_run_with_one_line_keeps_the_checkpoint_and_resumes(ddp_data, tmp_path):
     cache = tmp_path / "cache"
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({"model_kwargs": MODEL_KWARGS}))

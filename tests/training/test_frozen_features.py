@@ -60,6 +60,7 @@ def feature_runs(small_data, tmp_path_factory, _offline_cache):
     return train(_cfg(small_data, root / "first"), progress=False), train(_cfg(small_data, root / "second"), progress=False)
 
 
+@pytest.mark.slow
 def test_adapter_run_trains_on_features_and_records_it(feature_runs):
     first, second = feature_runs
     a, b = RunInfo.load(first), RunInfo.load(second)
@@ -74,6 +75,7 @@ def test_adapter_run_trains_on_features_and_records_it(feature_runs):
     assert {k: v.tolist() for k, v in _head(first).items()} == {k: v.tolist() for k, v in _head(second).items()}
 
 
+@pytest.mark.slow
 def test_feature_path_gives_the_image_path_model(feature_runs, small_data, tmp_path, monkeypatch):
     """Same seed, same batches, same dropout masks: the head ends where training from images ends.
 
@@ -142,6 +144,7 @@ class _StopAtSecondEpoch(Callback):
             raise RuntimeError("stopped by the test")
 
 
+@pytest.mark.slow
 def test_resumed_feature_run_ends_as_the_uninterrupted_one(feature_runs, small_data, tmp_path, monkeypatch):
     out = tmp_path / "resumed"
     with monkeypatch.context() as mp:

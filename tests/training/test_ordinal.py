@@ -77,6 +77,7 @@ def test_ordinal_loss_needs_an_ordered_task():
         check_loss("4class", "hinge")
 
 
+@pytest.mark.slow
 def test_train_3class_ordinal_loss_falls_and_predict_sums_to_one(capsys, small_data, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("model_kwargs: {fc_dropout: 0.0, conv_dropout: 0.0, init: he}\nsplit_strategy: stratified\n")

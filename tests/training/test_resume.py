@@ -28,6 +28,7 @@ def reference(setup, tmp_path_factory) -> Path:
     return kr.reference_run(setup, tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_same_seed_twice_gives_identical_split_and_metrics(setup, reference, tmp_path):
     again = tmp_path / "again"
     res = kr.run(setup, "--out", str(again))
@@ -44,6 +45,7 @@ def test_same_seed_twice_gives_identical_split_and_metrics(setup, reference, tmp
     assert write_split_manifest(cfg, tmp_path / "seed1.csv").read_bytes() != (reference / "manifest.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_ends_as_if_uninterrupted(setup, reference, tmp_path):
     out, err = tmp_path / "killed", tmp_path / "killed.err"
     proc = kr.start(setup, out, ("--step-delay", "0.3"), err)
@@ -68,6 +70,7 @@ def test_sigkill_mid_epoch_then_resume_ends_as_if_uninterrupted(setup, reference
     kr.assert_same_as_reference(moved, reference)
 
 
+@pytest.mark.slow
 def test_resume_refuses_what_it_cannot_continue(setup, reference, tmp_path):
     from alzmri.config import load_train_config
     from alzmri.training.train import train
@@ -101,6 +104,7 @@ def test_resume_refuses_what_it_cannot_continue(setup, reference, tmp_path):
     assert "not a readable checkpoint" in resume(run)
 
 
+@pytest.mark.slow
 def test_cross_validation_killed_in_a_fold_resumes_the_rest(setup, tmp_path):
     _, env = setup
     out, err = tmp_path / "cv", tmp_path / "cv.err"

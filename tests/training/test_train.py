@@ -23,6 +23,7 @@ def run(small_data, tmp_path_factory):
     return train(cfg, progress=False)
 
 
+@pytest.mark.slow
 def test_run_folder_holds_every_artifact(run):
     for name in ("config.yaml", "manifest.csv", "environment.json", "run.json", "model.safetensors", "history.csv",
                  "metrics.json", "predictions.csv", "confusion_matrix.png", "training_curves.png", "roc_curves.png", "checkpoints/best.ckpt"):
@@ -41,6 +42,7 @@ def test_run_folder_holds_every_artifact(run):
     assert env["packages"]["torch"]
 
 
+@pytest.mark.slow
 def test_training_loss_falls(run):
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert len(rows) == 10
@@ -48,6 +50,7 @@ def test_training_loss_falls(run):
     assert min(losses[-2:]) < 0.8 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_manifest_records_groups_and_no_brain_crosses_splits(run):
     rows = list(csv.DictReader((run / "manifest.csv").open()))
     # kind and copy_of follow only when recovery took some images for augmented copies
@@ -61,6 +64,7 @@ def test_manifest_records_groups_and_no_brain_crosses_splits(run):
     assert all(len(s) == 1 for s in split_of.values())
 
 
+@pytest.mark.slow
 def test_metrics_match_the_saved_predictions(run):
     m = json.loads((run / "metrics.json").read_text())
     rows = list(csv.DictReader((run / "predictions.csv").open()))
@@ -82,6 +86,7 @@ def test_metrics_match_the_saved_predictions(run):
     assert again["confidence_intervals"] == m["confidence_intervals"]
 
 
+@pytest.mark.slow
 def test_subject_level_metrics_and_intervals(run):
     from alzmri.evaluation.aggregation import aggregate_by_group
     from alzmri.evaluation.metrics import classification_metrics
@@ -103,6 +108,7 @@ def test_subject_level_metrics_and_intervals(run):
     assert isinstance(m["warnings"], list)
 
 
+@pytest.mark.slow
 def test_predict_real_images_matches_evaluation(run, small_data):
     rows = list(csv.DictReader((run / "predictions.csv").open()))[:5]
     results = predict_files(run, [small_data / r["path"] for r in rows])
@@ -113,6 +119,7 @@ def test_predict_real_images_matches_evaluation(run, small_data):
         assert probs == pytest.approx([float(r[f"p_{c}"]) for c in CLASS_NAMES], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_reloaded_model_is_deterministic(run, small_data):
     model, info = load_model(run)
     f = sorted((small_data / "Mild_Demented").iterdir())[0]
@@ -121,6 +128,7 @@ def test_reloaded_model_is_deterministic(run, small_data):
     assert a == b and info.image_size == 32
 
 
+@pytest.mark.slow
 def test_reused_manifest_gives_identical_split(run, small_data, tmp_path):
     cfg = load_train_config(data=small_data, out=tmp_path / "second", epochs=1, batch_size=16, image_size=32, augment=False,
                             split=run / "manifest.csv", seed=123, evaluate=False)
@@ -128,6 +136,7 @@ def test_reused_manifest_gives_identical_split(run, small_data, tmp_path):
     assert (second / "manifest.csv").read_text() == (run / "manifest.csv").read_text()
 
 
+@pytest.mark.slow
 def test_cli_evaluate_and_predict_on_the_run(run, small_data, capsys):
     from alzmri.cli import main
 
@@ -170,6 +179,7 @@ def test_balance_augment_adds_train_copies_only(small_data, tmp_path):
     assert (run / "manifest.csv").read_text().splitlines()[1:] == [",".join(r.values()) for r in keep]
 
 
+@pytest.mark.slow
 def test_old_manifest_without_groups_is_evaluated_with_recovered_groups(run, tmp_path):
     import shutil
 
@@ -189,15 +199,3 @@ def test_old_manifest_without_groups_is_evaluated_with_recovered_groups(run, tmp
     assert slim["subject_level"] is None and slim["confidence_intervals"] is None
     assert "no subject groups" in slim["warnings"][-1]
 
-
-def test_model_card_states_data_split_metrics_and_use(run):
-    card = (run / "MODEL_CARD.md").read_text()
-    m = json.loads((run / "metrics.json").read_text())
-    info = RunInfo.load(run)
-    assert "research tool, not a diagnostic device" in card
-    assert f"split strategy: **{info.split_strategy}**" in card
-    assert f"| balanced_accuracy | {m['balanced_accuracy']:.3f} |" in card
-    lo, hi = m["confidence_intervals"]["balanced_accuracy"]
-    assert f"{lo:.3f}-{hi:.3f}" in card
-    for w in m["warnings"]:
-        assert w in card
