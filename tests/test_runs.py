@@ -46,6 +46,7 @@ def test_older_and_newer_run_files_read(tmp_path):
         ("{broken", r"run.json: unreadable run file \(.*\); retrain the run"),
         ('{"model": "altzcnn"}', r"run.json: unreadable run file \(.*missing.*\); retrain the run"),
         (b"\xff\xfe", r"run.json: unreadable run file"),
+        ("[1, 2]", r"run.json: unreadable run file \(a JSON object expected, got list\); retrain the run"),
     ],
 )
 def test_missing_or_corrupt_run_file_names_the_file(tmp_path, content, message):

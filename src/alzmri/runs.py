@@ -111,6 +111,8 @@ class RunInfo:
             raise AlzmriError(f"{run_dir}: not a finished run folder (no {RUN_FILE}); train it to the end or pass another folder")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON object expected, got {type(data).__name__}")
             known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
             return cls(**known)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:

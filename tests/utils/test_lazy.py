@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from alzmri.utils.lazy import lazy_exports
+from alzmri.utils.lazy import lazy_exports, lazy_submodules
 
 
 def test_a_name_imports_its_module_on_first_use_and_is_cached(tmp_path, monkeypatch):
@@ -40,3 +40,23 @@ def test_the_packages_use_it():
     assert "lazy_exports" in dir(alzmri.utils)
     with pytest.raises(AttributeError, match=r"module 'alzmri.utils' has no attribute 'no_such_helper'"):
         alzmri.utils.no_such_helper  # noqa: B018
+
+
+def test_lazy_submodules_files_each_name_under_its_submodule(tmp_path, monkeypatch):
+    pkg = tmp_path / "lazy_probe_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "one.py").write_text("def a():\n    return 'a'\nB = 2\n")
+    (pkg / "two.py").write_text("C = [3]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for m in ("lazy_probe_pkg", "lazy_probe_pkg.one", "lazy_probe_pkg.two"):
+        monkeypatch.delitem(sys.modules, m, raising=False)
+    namespace: dict = {}
+    names, getattr_, dir_ = lazy_submodules("lazy_probe_pkg", {"one": "a B", "two": ["C"]}, namespace)
+    assert names == ["B", "C", "a"]  # the package's __all__, sorted
+    assert "lazy_probe_pkg.two" not in sys.modules
+    assert getattr_("C") == [3] and "lazy_probe_pkg.two" in sys.modules and "lazy_probe_pkg.one" not in sys.modules
+    assert getattr_("a")() == "a" and getattr_("B") == 2 and namespace["B"] == 2
+    with pytest.raises(AttributeError, match="module 'lazy_probe_pkg' has no attribute 'D'"):
+        getattr_("D")
+    assert dir_() == ["B", "C", "a"]
