@@ -57,7 +57,7 @@ def machine() -> dict:
                 model = line.split(":", 1)[1].strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    from alzmri.training.train import cpu_has_native_bf16
+    from alzmri.training.precision import cpu_has_native_bf16
 
     seen = {}  # what PyTorch's own CPU probes report (private helpers; absent in some versions)
     for name in ("avx512", "avx512_bf16", "amx_tile", "vnni"):

@@ -26,7 +26,7 @@ training images (a stratified 70/15/15 split of ``--data`` made by
     kornia augmentation on whole batches (``SliceClassifier.on_after_batch_transfer`` ->
     :func:`alzmri.data.preprocess.prepare_batch`), the :class:`SliceClassifier` step,
     under a Lightning ``Trainer`` with the precision ``alzmri train`` picks
-    (:func:`alzmri.training.train.resolve_precision`) and its ``deterministic`` setting;
+    (:func:`alzmri.training.precision.resolve_precision`) and its ``deterministic`` setting;
     one grayscale channel. No progress bar, logger or checkpoints (per-epoch costs).
 
 The two pipelines run alternately (``--rounds`` times each, the order swapped every round)

@@ -93,10 +93,10 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _stage(module: str) -> str:
-    """``alzmri.data.cache`` -> ``data``; ``alzmri.cli_data`` -> ``cli``; ``alzmri`` -> ``__init__``."""
+    """``alzmri.data.cache`` -> ``data``; ``alzmri`` -> ``__init__``."""
     parts = module.split(".")
     name = parts[1] if len(parts) > 1 else "__init__"
-    return "cli" if name.startswith("cli") else name
+    return name
 
 
 def package_graph(edges: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -160,3 +160,20 @@ print(sorted(m for m in sys.modules if m == 'lightning' or m.startswith('lightni
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_public_names_stay_functions_after_every_submodule_is_imported():
+    """A lazily exported name must not be shadowed by a submodule of the same name (``import a.b`` sets ``a.b``)."""
+    import importlib
+    import pkgutil
+    import types
+
+    import alzmri
+
+    for info in pkgutil.walk_packages(alzmri.__path__, "alzmri."):
+        if not info.name.endswith(("__main__", "_worker")):
+            importlib.import_module(info.name)
+    for pkg in ["alzmri", *sorted(n for n in sys.modules if n.startswith("alzmri.") and hasattr(sys.modules[n], "__path__"))]:
+        module = sys.modules[pkg]
+        shadowed = [n for n in getattr(module, "__all__", []) if isinstance(getattr(module, n), types.ModuleType)]
+        assert not shadowed, f"{pkg}.__all__ names that are modules after import: {shadowed}"

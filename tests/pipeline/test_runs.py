@@ -76,3 +76,25 @@ def test_the_training_step_alone_writes_no_evaluation(small_data, tmp_path):
     for name in (*EVALUATION_FILES, "training_curves.png"):
         assert not (run / name).exists(), name
     assert not list(run.glob("*.png")) and not list(run.glob("metrics*.json"))
+
+
+def test_ctrl_c_while_evaluating_a_resumed_run_names_its_saved_epochs(small_data, tmp_path, monkeypatch):
+    """The interruption message of the evaluation step counts the run's own epochs, also under --resume."""
+    import alzmri.pipeline.runs as runs_module
+    from alzmri import load_train_config, train
+    from alzmri.errors import RunInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs_module, "score_run", interrupted)
+    out = tmp_path / "run"
+    cfg = load_train_config(data=small_data, out=out, model="altzcnn", epochs=1, batch_size=32, image_size=32, augment=False,
+                            split_strategy="stratified", seed=0)
+    with pytest.raises(RunInterrupted, match=r"epoch 1 of 1\).*") as first:
+        train(cfg, progress=False)
+    assert first.value.exit_code == 130 and not (out / "metrics.json").exists()
+    resumed = load_train_config(data=small_data, out=out, resume=True)  # epochs not given: the saved 1, not the default
+    assert resumed.epochs != 1
+    with pytest.raises(RunInterrupted, match=r"epoch 1 of 1\)"):
+        train(resumed, progress=False)

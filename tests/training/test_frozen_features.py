@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from _train_hooks import add_trainer_callbacks
 from alzmri.config import load_train_config
 from alzmri.models import create_model
+from alzmri.training.module import head_forward
 from alzmri.models.ordinal import make_ordinal
 from alzmri.runs import RunInfo
 from alzmri.training import frozen
@@ -131,7 +132,7 @@ def test_ordinal_head_forward_matches_the_model():
     assert frozen.head_only(model)
     x = torch.randn(5, 1, 32, 32)
     with torch.no_grad():
-        full, head = model(x), frozen.head_forward(model, model.forward_features(x))
+        full, head = model(x), head_forward(model, model.forward_features(x))
     assert full.shape == (5, 4)
     np.testing.assert_allclose(head.numpy(), full.numpy(), atol=1e-6)
     model.register_forward_hook(lambda m, a, out: out * 2)  # another hook: the head alone is not the model

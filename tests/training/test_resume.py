@@ -39,7 +39,7 @@ def test_same_seed_twice_gives_identical_split_and_metrics(setup, reference, tmp
     assert 0.0 <= m["balanced_accuracy"] <= 1.0 and sum(map(sum, m["confusion_matrix"])) == m["n_samples"] > 0
     # and the seed matters: the split alzmri train makes with another seed differs
     from alzmri.config import load_train_config
-    from alzmri.training.train import write_split_manifest
+    from alzmri.training.splitting import write_split_manifest
 
     cfg = load_train_config(setup[0], seed=1)
     assert write_split_manifest(cfg, tmp_path / "seed1.csv").read_bytes() != (reference / "manifest.csv").read_bytes()

@@ -28,9 +28,8 @@ from alzmri.evaluation.aggregation import AGGREGATION_RULE, MixedLabelGroupWarni
 from alzmri.evaluation.bootstrap import metrics_with_ci
 from alzmri.evaluation.metrics import classification_metrics
 from alzmri.evaluation.task_metrics import brain_metrics
-from alzmri.runs import predict_proba
 from alzmri.training.selection import choose_threshold
-from alzmri.runs import load_model
+from alzmri.runs import RunInfo, load_model, predict_proba
 from alzmri.utils.distributed import node_cache_lock
 from alzmri.utils.io import atomic_write_json, atomic_write_text
 
@@ -59,7 +58,7 @@ class RunScores:
     """
 
     metrics: dict
-    info: object
+    info: RunInfo
     split: str
     paths: list
     y_true: np.ndarray

@@ -45,7 +45,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     from alzmri.reporting.plots import plot_training_curves
     from alzmri.training.signals import interruptions
 
-    with interruptions(trained.run_dir, cfg.epochs):
+    with interruptions(trained.run_dir, trained.epochs):
         if trained.history:
             plot_training_curves(trained.history, trained.run_dir / "training_curves.png")
         if trained.evaluate:

@@ -1,5 +1,5 @@
-"""Training stage: the LightningModule (:class:`SliceClassifier`), ``train(config)`` (the
-model files of one run), the folds of a cross-validation, frozen-feature caching,
+"""Training stage: the LightningModule (:class:`SliceClassifier`), ``alzmri.training.train.train(config)``
+(the model files of one run), the folds of a cross-validation, frozen-feature caching,
 checkpoints, resuming and interruption handling, and brain-level (MIL) training.
 :func:`alzmri.pipeline.train` chains training with evaluation and reporting."""
 
@@ -14,5 +14,5 @@ __all__, __getattr__, __dir__ = lazy_submodules(__name__, {
     "module": "SliceClassifier balanced_class_weights",
     "precision": "resolve_precision",
     "splitting": "prepare_split",
-    "train": "TrainedRun is_brain_level train",
+    "train": "TrainedRun is_brain_level",  # train() itself: alzmri.training.train.train (the name is its module's)
 }, globals())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alzmri.config import TrainConfig
-from alzmri.data.folds import cv_strategy_name, subject_folds  # noqa: F401 (cv_strategy_name: public here too)
+from alzmri.data.folds import subject_folds
 
 
 

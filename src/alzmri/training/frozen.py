@@ -17,9 +17,8 @@ import torch
 from torch import nn
 
 from alzmri.training.features import FeatureCache, slice_features
-from alzmri.training.module import head_forward  # noqa: F401 (public here too: the head's forward on features)
 
-__all__ = ["describe_features", "feature_record", "frozen_features", "head_forward", "head_only", "image_path_reason", "use_cached_features"]
+__all__ = ["describe_features", "feature_record", "frozen_features", "head_only", "image_path_reason", "use_cached_features"]
 
 # builder options that change only the head, never the backbone's features
 _HEAD_OPTIONS = ("finetune", "adapter_rank", "adapter_alpha", "adapter_targets")

@@ -1,4 +1,4 @@
-"""``train(config) -> run folder``: data -> split -> model -> Lightning fit -> artifacts."""
+"""``train(config) -> TrainedRun``: data -> split -> model -> Lightning fit -> the run's model files (evaluation: :mod:`alzmri.pipeline`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from alzmri.data.cache import CachedImages, load_checked_images as _load_checked
 from alzmri.data.classes import CLASS_NAMES
 from alzmri.data.datamodule import SliceDataModule
 from alzmri.data.discovery import DatasetIndex, discover
-from alzmri.data.locations import default_cache_dir, resolve_data_dir  # noqa: F401 (resolve_data_dir: public here too)
+from alzmri.data.locations import default_cache_dir, resolve_data_dir
 from alzmri.data.manifest import load_manifest, write_manifest
 from alzmri.data.subjects import resolve_subjects
 from alzmri.data.tasks import get_task
@@ -34,10 +34,10 @@ from alzmri.training.module import SliceClassifier, balanced_class_weights
 from alzmri.training.checkpointing import AtomicCheckpointIO, RunCheckpoint, check_checkpoint, describe_last_checkpoint, sha256_hex, write_history
 from alzmri.training.resume import ResumePlan, RunState, check_manifest, manifest_bytes, plan_resume, remove_stray_temp_files
 from alzmri.training.signals import interruptions
-from alzmri.training.splitting import make_split_manifest, prepare_split, write_split_manifest  # noqa: F401 (public here too)
+from alzmri.training.splitting import prepare_split
 from alzmri.utils.console import print_note, print_warning
 from alzmri.utils.io import atomic_write_json, atomic_write_text
-from alzmri.training.precision import cpu_has_native_bf16, peak_memory_mb, resolve_precision  # noqa: F401 (public here too)
+from alzmri.training.precision import peak_memory_mb, resolve_precision
 
 
 def load_checked_images(cfg: TrainConfig, index: DatasetIndex, image_size: int) -> CachedImages:
@@ -74,6 +74,8 @@ class TrainedRun:
         The rows of ``history.csv`` (one per epoch).
     evaluate : bool
         ``cfg.evaluate`` and the split has test images.
+    epochs : int or None
+        The run's epochs (the saved ones when resumed), for interruption messages.
     is_global_zero : bool, default=True
         False in the other processes of a multi-process run (they write nothing).
     """
@@ -83,6 +85,7 @@ class TrainedRun:
     images: np.ndarray | None
     history: list
     evaluate: bool
+    epochs: int | None = None
     is_global_zero: bool = True
 
 
@@ -159,7 +162,7 @@ def is_brain_level(cfg: TrainConfig) -> bool:
     return level == "brain" or str(model).startswith("baseline:")
 
 
-def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Path:
+def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> TrainedRun:
     """The body of :func:`train`; ``resume`` is the checked plan of a resumed run."""
     quiet_lightning()
     task = get_task(cfg.task)
@@ -175,7 +178,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         raise AlzmriError(f"{out}: run folder already exists and is not empty; choose another --out (earlier runs are never overwritten)")
 
     if cfg.folds is not None:
-        raise AlzmriError("folds is set: run cross-validation with alzmri.pipeline.train_cv (alzmri train --folds K)")
+        raise AlzmriError("folds is set: run cross-validation with alzmri.train_cv (alzmri train --folds K)")
 
     index = discover(data_dir)
     manifest = load_manifest(cfg.split, index) if cfg.split is not None else None
@@ -282,7 +285,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
     with rank_failures(ranks, kept=lambda: _kept_checkpoint(out / "checkpoints")):
         trainer.fit(module, datamodule=dm, ckpt_path=resume.checkpoint if resume is not None else None, weights_only=True)
     if not trainer.is_global_zero:
-        return TrainedRun(out, None, None, [], False, is_global_zero=False)  # the other ranks are done: rank 0 writes the run's files
+        return TrainedRun(out, None, None, [], False, cfg.epochs, is_global_zero=False)  # the other ranks are done: rank 0 writes the run's files
     device = str(module.device)
 
     history = run_state.rows
@@ -335,7 +338,7 @@ def _train(cfg: TrainConfig, *, progress: bool, resume: ResumePlan | None) -> Pa
         feature_cache=feature_record(feats, "" if feats is not None else image_path_reason(cfg, model)),
     )
     info.save(out)
-    return TrainedRun(out, index, cached.images, history, cfg.evaluate and counts["test"] > 0)
+    return TrainedRun(out, index, cached.images, history, cfg.evaluate and counts["test"] > 0, cfg.epochs)
 
 
 def _kept_checkpoint(checkpoint_dir: Path) -> str:
