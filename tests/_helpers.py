@@ -111,3 +111,38 @@ def clustered_predictions(n_groups_per_class=(6, 5, 4), slices=10, seed=0):
                 g.append(gid)
             gid += 1
     return np.array(y), np.array(p), np.array(g)
+
+
+def write_brain_subset(groups_6400, root: Path, per_class: dict[int, int], *, stride: int, shorten_every_other: int = 0) -> tuple[Path, Path]:
+    """Copy whole real brains of alzheimer-mri-6400 into ``root`` and write their true groups CSV beside it.
+
+    ``per_class``: label -> number of brains (the first by group id); every ``stride``-th
+    slice in slice order; with ``shorten_every_other``, every other brain loses its last
+    that many slices (unequal bags). The CSV gives kind "original" (no copies searched).
+    Returns (data folder, groups CSV).
+    """
+    import csv
+
+    import numpy as np
+
+    index, res = groups_6400
+    rows = []
+    for label, n in per_class.items():
+        gids = sorted({int(g) for g, y in zip(res.group, index.labels) if y == label})[:n]
+        for j, g in enumerate(gids):
+            members = np.flatnonzero(res.group == g)
+            members = members[np.argsort(res.position[members])][::stride]
+            if shorten_every_other and j % 2:
+                members = members[:-shorten_every_other]
+            for pos, i in enumerate(members):
+                rec = index.records[i]
+                dest = root / Path(rec.path).parent.name / Path(rec.path).name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(index.root / rec.path, dest)
+                rows.append((f"{dest.parent.name}/{dest.name}", dest.parent.name, g, pos, "original", ""))
+    groups = root.parent / "groups.csv"
+    with open(groups, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "class", "group", "position", "kind", "copy_of"])
+        w.writerows(rows)
+    return root, groups

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from _helpers import write_brain_subset
 from alzmri.comparison import compare, load_compare_config
 from alzmri.errors import AlzmriError
 
@@ -20,26 +21,7 @@ PER_CLASS_BRAINS = {0: 5, 1: 4, 2: 4, 3: 2}
 @pytest.fixture(scope="module")
 def brains(groups_6400, tmp_path_factory):
     """15 real brains (5 / 4 / 4 / 2 per class), every 4th slice (8 per brain), with their true groups CSV."""
-    index, res = groups_6400
-    root = tmp_path_factory.mktemp("cvbrains") / "data"
-    rows = []
-    for label, n in PER_CLASS_BRAINS.items():
-        gids = sorted({int(g) for g, y in zip(res.group, index.labels) if y == label})[:n]
-        for g in gids:
-            members = np.flatnonzero(res.group == g)
-            members = members[np.argsort(res.position[members])][::4]
-            for pos, i in enumerate(members):
-                rec = index.records[i]
-                dest = root / Path(rec.path).parent.name / Path(rec.path).name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(index.root / rec.path, dest)
-                rows.append((f"{dest.parent.name}/{dest.name}", dest.parent.name, g, pos, "original", ""))
-    groups = root.parent / "groups.csv"
-    with open(groups, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "class", "group", "position", "kind", "copy_of"])
-        w.writerows(rows)
-    return root, groups
+    return write_brain_subset(groups_6400, tmp_path_factory.mktemp("cvbrains") / "data", PER_CLASS_BRAINS, stride=4)
 
 
 def _config(tmp_path: Path, data: Path, groups: Path, **top) -> Path:

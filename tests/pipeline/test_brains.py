@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
+from _helpers import write_brain_subset
 from alzmri.config import load_train_config
 from alzmri.pipeline.brains import train_brain, train_brain_cv
 
@@ -25,28 +23,7 @@ def brain_subset(groups_6400, tmp_path_factory):
 
     Returns (data folder, groups CSV with the true brains and positions).
     """
-    index, res = groups_6400
-    root = tmp_path_factory.mktemp("brains") / "data"
-    rows = []
-    for label, n in PER_CLASS_BRAINS.items():
-        gids = sorted({int(g) for g, y in zip(res.group, index.labels) if y == label})[:n]
-        for j, g in enumerate(gids):
-            members = np.flatnonzero(res.group == g)
-            members = members[np.argsort(res.position[members])][::2]
-            if j % 2:  # every other brain loses its last 4 slices
-                members = members[:-4]
-            for pos, i in enumerate(members):
-                rec = index.records[i]
-                dest = root / Path(rec.path).parent.name / Path(rec.path).name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(index.root / rec.path, dest)
-                rows.append((f"{dest.parent.name}/{dest.name}", dest.parent.name, g, pos, "original", ""))
-    groups = root.parent / "groups.csv"
-    with open(groups, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "class", "group", "position", "kind", "copy_of"])  # kind given: no copies searched
-        w.writerows(rows)
-    return root, groups
+    return write_brain_subset(groups_6400, tmp_path_factory.mktemp("brains") / "data", PER_CLASS_BRAINS, stride=2, shorten_every_other=4)
 
 
 @pytest.mark.slow

@@ -19,16 +19,6 @@ from alzmri.training.checkpointing import AtomicCheckpointIO
 from alzmri.utils.io import atomic_write_chunks
 
 
-@pytest.fixture(scope="module")
-def setup(data_6400, tmp_path_factory):
-    return kr.run_setup(data_6400, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def reference(setup, tmp_path_factory) -> Path:
-    return kr.reference_run(setup, tmp_path_factory)
-
-
 @pytest.mark.slow
 def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(setup, reference, tmp_path):
     out, err = tmp_path / "stalled", tmp_path / "stalled.err"

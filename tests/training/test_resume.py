@@ -10,22 +10,11 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 import _killed_runs as kr
 from alzmri.errors import AlzmriError
-
-
-@pytest.fixture(scope="module")
-def setup(data_6400, tmp_path_factory):
-    return kr.run_setup(data_6400, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def reference(setup, tmp_path_factory) -> Path:
-    return kr.reference_run(setup, tmp_path_factory)
 
 
 @pytest.mark.slow

@@ -14,11 +14,6 @@ import pytest
 import _killed_runs as kr
 
 
-@pytest.fixture(scope="module")
-def setup(data_6400, tmp_path_factory):
-    return kr.run_setup(data_6400, tmp_path_factory)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, how", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupt_prints_one_line_with_resume_command(setup, tmp_path, sig, code, how):
