@@ -147,16 +147,6 @@ def test_bad_rows_name_the_line(small, tmp_path):
 # augmented copies: listed with kind and copy_of, left-out copies with an empty split
 
 
-@pytest.fixture(scope="module")
-def aug(augmented_brains):
-    from alzmri.data.groups import read_groups_csv
-
-    index = discover(augmented_brains["root"])
-    res = read_groups_csv(augmented_brains["groups_csv"], index)
-    pairs = [(index.paths.index(c), index.paths.index(s)) for c, s in sorted(augmented_brains["copy_of"].items())]
-    return index, res, augmented_brains, pairs
-
-
 def test_manifest_keeps_copies_and_the_copies_left_out(aug, tmp_path):
     from alzmri.data.eval_copies import leave_out_eval_copies, summarize_copies
     from alzmri.data.subjects import resolve_subjects

@@ -185,16 +185,6 @@ def test_subject_split_bad_input():
 # originals only by default (real slices of 17 known brains + 40 planted copies)
 
 
-@pytest.fixture(scope="module")
-def aug(augmented_brains):
-    from alzmri.data.groups import read_groups_csv
-
-    index = discover(augmented_brains["root"])
-    res = read_groups_csv(augmented_brains["groups_csv"], index)
-    pairs = [(index.paths.index(c), index.paths.index(s)) for c, s in sorted(augmented_brains["copy_of"].items())]
-    return index, res, augmented_brains, pairs
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_subject_split_leaves_copies_of_val_and_test_brains_out(aug, seed):
     from alzmri.data.eval_copies import leave_out_eval_copies, summarize_copies
